@@ -1,0 +1,24 @@
+"""flask-smorest API: blueprints and the OpenAPI document."""
+
+from flask_smorest import Api
+
+from . import fhir, health
+from .http import register_error_handlers
+
+
+def init_app(app, database_errors):
+    """Register the blueprints, the OpenAPI document and OperationOutcome error handling."""
+    app.config.setdefault("API_TITLE", "fhir-iomt")
+    app.config.setdefault("API_VERSION", app.config["SOFTWARE_VERSION"])
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_REDOC_PATH", "/docs")
+    app.config.setdefault("OPENAPI_REDOC_URL", None)
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/swagger")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", None)
+    api = Api(app)
+    api.register_blueprint(health.blp)
+    api.register_blueprint(fhir.blp)
+    register_error_handlers(app, database_errors)
+    return api

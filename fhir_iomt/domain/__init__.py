@@ -1,0 +1,1 @@
+"""Domain objects and errors: standard library only."""

@@ -1,0 +1,80 @@
+"""Errors raised by the domain and services, each mapped to an HTTP status and an issue code."""
+
+
+class FhirError(Exception):
+    """A failure reported to the client as an OperationOutcome."""
+
+    status = 400
+    code = "processing"
+
+    def __init__(self, diagnostics, expression=None, status=None, code=None):
+        super().__init__(diagnostics)
+        self.diagnostics = diagnostics
+        self.expression = list(expression or [])
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
+
+
+class InvalidResource(FhirError):
+    """The resource does not conform to FHIR R4."""
+
+    status = 400
+    code = "invalid"
+
+
+class InvalidRequest(FhirError):
+    """The request is malformed (bad JSON, bad parameter)."""
+
+    status = 400
+    code = "invalid"
+
+
+class UnsupportedParameter(FhirError):
+    """A search parameter or modifier is not supported."""
+
+    status = 400
+    code = "not-supported"
+
+
+class NotFound(FhirError):
+    """Unknown resource type, id or version."""
+
+    status = 404
+    code = "not-found"
+
+
+class Gone(FhirError):
+    """The resource was deleted."""
+
+    status = 410
+    code = "deleted"
+
+
+class VersionConflict(FhirError):
+    """The If-Match version is not the current one."""
+
+    status = 412
+    code = "conflict"
+
+
+class Conflict(FhirError):
+    """A concurrent write won; retry."""
+
+    status = 409
+    code = "conflict"
+
+
+class PreconditionFailed(FhirError):
+    """A conditional interaction matched more than one resource."""
+
+    status = 412
+    code = "duplicate"
+
+
+class StoreUnavailable(FhirError):
+    """The database does not answer."""
+
+    status = 503
+    code = "transient"

@@ -1,0 +1,1 @@
+"""FHIR R4 helpers: validation, search parameters, extraction, bundles, outcomes."""

@@ -1,0 +1,76 @@
+"""The CapabilityStatement, generated from what the server really implements."""
+
+from .params import PARAMS, SORTS, params_of
+
+FHIR_VERSION = "4.0.1"
+FORMATS = ["application/fhir+json", "application/json", "json"]
+INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type",
+                "create", "search-type"]
+
+
+def _resource(resource_type):
+    params = params_of(resource_type)
+    sorts = ", ".join(sorted(SORTS[resource_type]))
+    return {
+        "type": resource_type,
+        "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+        "interaction": [{"code": code} for code in INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {
+                "name": p.name,
+                "type": p.type,
+                "definition": f"http://hl7.org/fhir/SearchParameter/{_definition(resource_type, p.name)}",
+                "documentation": p.description,
+            }
+            for p in params.values()
+        ],
+        "documentation": f"Sort with _sort on: {sorts} (prefix '-' for descending).",
+    }
+
+
+def _definition(resource_type, name):
+    if name.startswith("_"):
+        return f"Resource-{name[1:]}"
+    shared = {"patient": "clinical-patient", "code": "clinical-code", "date": "clinical-date",
+              "identifier": "clinical-identifier" if resource_type == "Patient" else None}
+    return shared.get(name) or f"{resource_type}-{name}"
+
+
+def capability_statement(base, software_version, published, max_count, default_count, max_body):
+    """The server's CapabilityStatement (fhirVersion 4.0.1)."""
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": published,
+        "kind": "instance",
+        "publisher": "fhir-iomt",
+        "software": {"name": "fhir-iomt", "version": software_version},
+        "implementation": {"description": "fhir-iomt FHIR R4 server", "url": base},
+        "fhirVersion": FHIR_VERSION,
+        "format": FORMATS,
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    f"Search pages hold _count results (default {default_count}, maximum "
+                    f"{max_count}); follow the Bundle's next link to page. Dates without a time "
+                    f"zone are read as UTC. Request bodies up to {max_body} bytes. Unknown search "
+                    "parameters are ignored and reported unless Prefer: handling=strict."
+                ),
+                "resource": [_resource(t) for t in PARAMS],
+                "searchParam": [
+                    {"name": "_count", "type": "number"},
+                    {"name": "_sort", "type": "string"},
+                    {"name": "_summary", "type": "token", "documentation": "count only"},
+                    {"name": "_total", "type": "token"},
+                ],
+            }
+        ],
+    }

@@ -1,0 +1,200 @@
+"""Parse FHIR search parameters into criteria, sort, paging and result options."""
+
+import re
+from dataclasses import dataclass, field
+
+from ..domain.errors import InvalidRequest, UnsupportedParameter
+from . import expr
+from .dates import parse_range
+from .params import MISSING_DATE, SORTS, normalize_text, params_of, reference_key
+
+DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
+RESULT_PARAMETERS = {"_count", "_sort", "_summary", "_total", "_format", "_pretty", "_page"}
+STRING_MODIFIERS = {"", "exact", "contains"}
+
+
+@dataclass(frozen=True)
+class Sort:
+    """Order of a search: a sub-document key, descending or not."""
+
+    key: str
+    descending: bool = False
+    param: str = "_lastUpdated"
+
+    def as_param(self):
+        return ("-" if self.descending else "") + self.param
+
+
+@dataclass
+class SearchRequest:
+    """A parsed search: what to match, in which order, how many, which page."""
+
+    resource_type: str
+    criteria: object
+    sort: Sort
+    count: int
+    summary_count: bool = False
+    total_accurate: bool = False
+    page: str | None = None
+    applied: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+
+
+def split_values(raw):
+    """Split a parameter value on unescaped commas, undoing FHIR's backslash escapes."""
+    parts = re.split(r"(?<!\\),", raw)
+    return [re.sub(r"\\([,$|\\])", r"\1", part) for part in parts]
+
+
+def _token_criterion(param, values):
+    if param.array:
+        return expr.AnyOf(param.key, tuple(values), array=True)
+    # Scalar codes (status, gender, _id) are stored without their system.
+    codes = tuple(v.split("|", 1)[1] if "|" in v else v for v in values)
+    return expr.AnyOf(param.key, codes)
+
+
+def _reference_value(param, value, modifier):
+    if modifier and modifier not in param.targets:
+        raise UnsupportedParameter(f"'{param.name}:{modifier}' is not a valid target type")
+    key = reference_key(value) if "/" in value else None
+    if key:
+        return (key,)
+    target_types = (modifier,) if modifier else param.targets
+    return tuple(f"{t}/{value}" for t in target_types)
+
+
+def _reference_criterion(param, values, modifier):
+    keys = tuple(k for v in values for k in _reference_value(param, v, modifier))
+    return expr.AnyOf(param.key, keys)
+
+
+def _string_criterion(param, values, modifier):
+    if modifier == "exact":
+        return expr.AnyOf(f"{param.key}_exact", tuple(values), array=True)
+    if modifier == "contains":
+        return expr.any_of(expr.Contains(param.key, normalize_text(v)) for v in values)
+    return expr.any_of(expr.StartsWith(param.key, normalize_text(v)) for v in values)
+
+
+def date_condition(key, prefix, value):
+    """Criterion for one prefixed date value against a stored [start, end] range."""
+    try:
+        wanted = parse_range(value)
+    except ValueError as error:
+        raise InvalidRequest(f"Invalid date '{value}': {error}") from error
+    start, end = key, f"{key}_end"
+    conditions = {
+        "eq": expr.All((expr.Compare(start, "ge", wanted.start), expr.Compare(end, "le", wanted.end))),
+        "ne": expr.Any((expr.Compare(start, "lt", wanted.start), expr.Compare(end, "gt", wanted.end))),
+        "lt": expr.Compare(start, "lt", wanted.start),
+        "le": expr.Compare(start, "le", wanted.end),
+        "gt": expr.Compare(end, "gt", wanted.end),
+        "ge": expr.Compare(end, "ge", wanted.start),
+        "sa": expr.Compare(start, "gt", wanted.end),
+        "eb": expr.Compare(end, "lt", wanted.start),
+    }
+    # Resources without a date store MISSING_DATE; they match no date criterion.
+    return expr.All((expr.Compare(start, "gt", MISSING_DATE), conditions[prefix]))
+
+
+def _date_criterion(param, values):
+    parts = []
+    for value in values:
+        prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+        parts.append(date_condition(param.key, prefix, value[2:] if value[:2] == prefix else value))
+    return expr.any_of(parts)
+
+
+def _criterion(param, modifier, raw):
+    values = [v for v in split_values(raw) if v != ""]
+    if not values:
+        raise InvalidRequest(f"Search parameter '{param.name}' has no value")
+    if param.type == "string":
+        if modifier not in STRING_MODIFIERS:
+            raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on '{param.name}'")
+        return _string_criterion(param, values, modifier)
+    if param.type == "reference":
+        return _reference_criterion(param, values, modifier)
+    if modifier:
+        raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on '{param.name}'")
+    if param.type == "date":
+        return _date_criterion(param, values)
+    return _token_criterion(param, values)
+
+
+def _parse_count(raw, max_count):
+    try:
+        count = int(raw)
+    except ValueError as error:
+        raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'") from error
+    if count < 0:
+        raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'")
+    return min(count, max_count)
+
+
+def _parse_sort(resource_type, raw):
+    allowed = SORTS[resource_type]
+    name = raw.lstrip("-")
+    if name not in allowed or raw.count("-") > 1 or "," in raw:
+        names = ", ".join(sorted(allowed))
+        raise UnsupportedParameter(f"_sort '{raw}' is not supported for {resource_type} ({names})")
+    return Sort(allowed[name], raw.startswith("-"), name)
+
+
+class _Builder:
+    """Accumulates the pieces of a SearchRequest while walking the parameters."""
+
+    def __init__(self, resource_type, default_count, max_count):
+        self.resource_type = resource_type
+        self.params = params_of(resource_type)
+        self.request = SearchRequest(resource_type, None, Sort("lu"), min(default_count, max_count))
+        self.max_count = max_count
+        self.criteria = []
+
+    def result_parameter(self, name, raw):
+        request = self.request
+        if name == "_count":
+            request.count = _parse_count(raw, self.max_count)
+        elif name == "_sort":
+            request.sort = _parse_sort(self.resource_type, raw)
+        elif name == "_summary":
+            if raw != "count":
+                raise UnsupportedParameter(f"_summary={raw} is not supported (only 'count')")
+            request.summary_count = True
+        elif name == "_total":
+            if raw not in ("none", "estimate", "accurate"):
+                raise InvalidRequest(f"_total must be none, estimate or accurate, got '{raw}'")
+            request.total_accurate = raw != "none"
+        elif name == "_page":
+            request.page = raw
+            return
+        else:
+            return
+        request.applied.append((name, raw))
+
+    def search_parameter(self, name, raw, strict):
+        base, _, modifier = name.partition(":")
+        param = self.params.get(base)
+        if param is None:
+            if "." in base and base.split(".", 1)[0] in self.params:
+                raise UnsupportedParameter(f"Chained search '{name}' is not supported")
+            if strict:
+                raise UnsupportedParameter(f"Unknown search parameter '{name}' for {self.resource_type}")
+            self.request.ignored.append(name)
+            return
+        self.criteria.append(_criterion(param, modifier, raw))
+        self.request.applied.append((name, raw))
+
+
+def parse_search(resource_type, items, strict=False, default_count=50, max_count=1000):
+    """Parse (name, value) pairs of a search into a SearchRequest; raise on bad input."""
+    builder = _Builder(resource_type, default_count, max_count)
+    for name, raw in items:
+        if name in RESULT_PARAMETERS:
+            builder.result_parameter(name, raw)
+        else:
+            builder.search_parameter(name, raw, strict)
+    request = builder.request
+    request.criteria = expr.all_of(builder.criteria) if builder.criteria else None
+    return request

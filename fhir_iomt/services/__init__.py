@@ -1,0 +1,1 @@
+"""Use cases over the store contract: resources, search, history."""

@@ -1,0 +1,140 @@
+"""Search and history with keyset paging: pages stay correct while new data arrives."""
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+
+import orjson
+
+from ..domain.errors import InvalidRequest
+from ..fhir.dates import parse_range
+from ..fhir.query import parse_search
+from .resources import check_type
+
+
+@dataclass
+class Page:
+    """One page of results with the cursors of its neighbours."""
+
+    resources: list
+    total: int | None
+    next_cursor: str | None = None
+    previous_cursor: str | None = None
+    request: object = None
+    entries: list = field(default_factory=list)
+
+
+def encode_cursor(kind, key, direction):
+    """Opaque page token: what the page is ordered by, the boundary key and the direction."""
+    raw = orjson.dumps({"o": kind, "k": list(key), "d": direction})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(token, kind):
+    """(key, direction) of a page token; InvalidRequest if it is not one of ours for `kind`."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        key, direction = tuple(data["k"]), data["d"]
+        valid = data["o"] == kind and direction in ("n", "p") and len(key) == 2
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise InvalidRequest("_page is not a valid page token for this query")
+    return key, direction
+
+
+def _window(fetch, cursor_kind, token, count):
+    """Fetch one page in either direction; returns (rows, has_before, has_after)."""
+    after, direction = decode_cursor(token, cursor_kind) if token else (None, "n")
+    rows = fetch(direction == "p", count + 1, after)
+    more = len(rows) > count
+    rows = rows[:count]
+    if direction == "p":
+        return list(reversed(rows)), more, True
+    return rows, token is not None, more
+
+
+def _neighbours(rows, key_of, kind, has_before, has_after):
+    previous = encode_cursor(kind, key_of(rows[0]), "p") if rows and has_before else None
+    following = encode_cursor(kind, key_of(rows[-1]), "n") if rows and has_after else None
+    return previous, following
+
+
+class SearchService:
+    """Searches current versions and history through the store."""
+
+    def __init__(self, store, default_count, max_count):
+        self.store = store
+        self.default_count = default_count
+        self.max_count = max_count
+
+    def parse(self, resource_type, items, strict=False):
+        """Parse search parameters for a type (raises on bad input)."""
+        check_type(resource_type)
+        return parse_search(resource_type, items, strict, self.default_count, self.max_count)
+
+    def search(self, request):
+        """Run a parsed search and return one Page."""
+        sort = request.sort
+        kind = f"{request.resource_type}:{sort.as_param()}"
+        total = None
+        if request.total_accurate or request.summary_count:
+            total = self.store.count(request.resource_type, request.criteria)
+        if request.summary_count:
+            return Page([], total, request=request)
+
+        def fetch(reverse, limit, after):
+            descending = sort.descending != reverse
+            return self.store.search_page(
+                request.resource_type, request.criteria, sort.key, descending, limit, after
+            )
+
+        rows, has_before, has_after = _window(fetch, kind, request.page, request.count)
+        if total is None and request.page is None and not has_after and request.count > 0:
+            total = len(rows)
+        previous, following = _neighbours(
+            rows, lambda doc: (doc["s"][sort.key], doc["s"]["id"]), kind, has_before, has_after
+        )
+        return Page([doc["resource"] for doc in rows], total, following, previous, request)
+
+    def match_for_condition(self, resource_type, items):
+        """Up to two resources matching a conditional request's query (strict parsing)."""
+        request = self.parse(resource_type, items, strict=True)
+        if request.criteria is None:
+            raise InvalidRequest("A conditional request needs at least one search parameter")
+        rows = self.store.search_page(resource_type, request.criteria, "lu", False, 2, None)
+        return [doc["resource"] for doc in rows]
+
+    def history(self, resource_type, resource_id, items):
+        """A page of history entries (newest first) for a type or one instance."""
+        check_type(resource_type)
+        params = dict(items)
+        count = self._count(params.get("_count"))
+        since = self._since(params.get("_since"))
+        kind = f"history:{resource_type}:{resource_id or ''}"
+
+        def fetch(reverse, limit, after):
+            if reverse:
+                raise InvalidRequest("History pages are only followed forwards")
+            return self.store.history_page(resource_type, resource_id, since, limit, after)
+
+        rows, has_before, has_after = _window(fetch, kind, params.get("_page"), count)
+        total = self.store.history_count(resource_type, resource_id, since)
+        _, following = _neighbours(rows, lambda e: (e["lu"], e["hk"]), kind, False, has_after)
+        return Page([], total, following, None, entries=rows)
+
+    def _count(self, raw):
+        if raw is None:
+            return self.default_count
+        if not raw.isdigit():
+            raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'")
+        return min(int(raw), self.max_count)
+
+    @staticmethod
+    def _since(raw):
+        if raw is None:
+            return None
+        try:
+            return parse_range(raw).start
+        except ValueError as error:
+            raise InvalidRequest(f"_since '{raw}' is not a FHIR instant: {error}") from error

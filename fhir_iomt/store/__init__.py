@@ -1,0 +1,1 @@
+"""Persistence: the repository contract and its MongoDB implementation."""

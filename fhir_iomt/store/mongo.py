@@ -1,0 +1,178 @@
+"""MongoDB repository: current versions per type, one history collection, keyset paging."""
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from ..domain.errors import Conflict, StoreUnavailable
+from .mongo_query import merge, to_filter
+
+HISTORY = "history"
+DATABASE_ERRORS = PyMongoError
+
+INDEXES = {
+    "Observation": (
+        (("s.patient", 1), ("s.date", -1), ("s.id", -1)),
+        (("s.patient", 1), ("s.code", 1), ("s.date", -1), ("s.id", -1)),
+        (("s.subject", 1), ("s.date", -1), ("s.id", -1)),
+        (("s.device", 1), ("s.date", -1), ("s.id", -1)),
+        (("s.date", -1), ("s.id", -1)),
+        (("s.lu", 1), ("s.id", 1)),
+    ),
+    "Device": (
+        (("s.identifier", 1),),
+        (("s.patient", 1),),
+        (("s.lu", 1), ("s.id", 1)),
+    ),
+    "Patient": (
+        (("s.identifier", 1),),
+        (("s.family", 1),),
+        (("s.birthdate", 1),),
+        (("s.lu", 1), ("s.id", 1)),
+    ),
+    HISTORY: (
+        (("t", 1), ("rid", 1), ("v", -1)),
+        (("t", 1), ("lu", -1), ("hk", -1)),
+    ),
+}
+
+
+class MongoStore:
+    """Resources and their history in MongoDB (or the embedded MongoDB-wire server)."""
+
+    def __init__(self, uri, database, client=None):
+        self.client = client or MongoClient(
+            uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="fhir-iomt"
+        )
+        self.db = self.client[database]
+
+    def close(self):
+        """Close the connection pool."""
+        self.client.close()
+
+    def ping(self):
+        """True when the database answers."""
+        try:
+            self.db.command("ping")
+            return True
+        except PyMongoError:
+            return False
+
+    def ensure_indexes(self):
+        """Create the search indexes; safe to call at every start."""
+        for collection, indexes in INDEXES.items():
+            for keys in indexes:
+                self.db[collection].create_index(list(keys))
+
+    # Current versions ------------------------------------------------------
+
+    def get(self, resource_type, resource_id):
+        """The stored document of the current version, or None."""
+        return self.db[resource_type].find_one({"_id": {"$eq": resource_id}})
+
+    def insert(self, resource_type, document):
+        """Insert a new current version; Conflict if the id is taken."""
+        try:
+            self.db[resource_type].insert_one(document)
+        except DuplicateKeyError as error:
+            raise Conflict(f"{resource_type}/{document['_id']} was created concurrently") from error
+
+    def replace(self, resource_type, document, expected_version):
+        """Replace the current version if it is still `expected_version`; False otherwise."""
+        result = self.db[resource_type].replace_one(
+            {"_id": {"$eq": document["_id"]}, "v": {"$eq": expected_version}}, document
+        )
+        return result.matched_count == 1
+
+    def remove(self, resource_type, resource_id, expected_version):
+        """Remove the current version if it is still `expected_version`; False otherwise."""
+        result = self.db[resource_type].delete_one(
+            {"_id": {"$eq": resource_id}, "v": {"$eq": expected_version}}
+        )
+        return result.deleted_count == 1
+
+    # History ---------------------------------------------------------------
+
+    def add_history(self, resource_type, entry):
+        """Record one version; Conflict if that version exists already."""
+        entry = {**entry, "_id": f"{resource_type}/{entry['rid']}/{entry['v']}", "t": resource_type}
+        entry["hk"] = f"{entry['rid']}/{entry['v']:012d}"
+        try:
+            self.db[HISTORY].insert_one(entry)
+        except DuplicateKeyError as error:
+            raise Conflict(f"Version {entry['v']} was written concurrently") from error
+
+    def version(self, resource_type, resource_id, version):
+        """One history entry, or None."""
+        return self.db[HISTORY].find_one({"_id": {"$eq": f"{resource_type}/{resource_id}/{version}"}})
+
+    def latest_history(self, resource_type, resource_id):
+        """The newest history entry of a resource, or None."""
+        cursor = (
+            self.db[HISTORY]
+            .find({"t": {"$eq": resource_type}, "rid": {"$eq": resource_id}})
+            .sort([("v", DESCENDING)])
+            .limit(1)
+        )
+        return next(iter(cursor), None)
+
+    def history_page(self, resource_type, resource_id, since_ms, limit, after):
+        """History entries newest first; `after` is the (lu, hk) key of the previous page's last."""
+        query = {"t": {"$eq": resource_type}}
+        if resource_id is not None:
+            query["rid"] = {"$eq": resource_id}
+        if since_ms is not None:
+            query["lu"] = {"$gte": since_ms}
+        return self._keyset(self.db[HISTORY], query, ("lu", "hk"), True, limit, after)
+
+    def history_count(self, resource_type, resource_id, since_ms):
+        """Number of history entries matching a history request."""
+        query = {"t": {"$eq": resource_type}}
+        if resource_id is not None:
+            query["rid"] = {"$eq": resource_id}
+        if since_ms is not None:
+            query["lu"] = {"$gte": since_ms}
+        return self._count(HISTORY, query)
+
+    # Search ----------------------------------------------------------------
+
+    def search_page(self, resource_type, criteria, sort_key, descending, limit, after):
+        """One page of current versions matching criteria, ordered by (sort key, id)."""
+        keys = ("s." + sort_key, "s.id")
+        return self._keyset(self.db[resource_type], to_filter(criteria), keys, descending, limit, after)
+
+    def count(self, resource_type, criteria):
+        """Number of current versions matching criteria."""
+        return self._count(resource_type, to_filter(criteria))
+
+    def _count(self, collection, query):
+        # The count command, not count_documents: the latter is an aggregation,
+        # seconds on a large embedded collection.
+        return int(self.db.command("count", collection, query=query)["n"])
+
+    @staticmethod
+    def _keyset(collection, query, keys, descending, limit, after):
+        """Keyset paging: rows strictly after `after` (a tuple of the key values) in key order.
+
+        Two index-friendly queries (same first key and a later tie-breaker, then a
+        later first key) instead of one `$or`, which the embedded server cannot
+        serve from an index.
+        """
+        if limit <= 0:
+            return []
+        order = DESCENDING if descending else ASCENDING
+        sort = [(key, order) for key in keys]
+        if after is None:
+            return list(collection.find(query).sort(sort).limit(limit))
+        beyond = "$lt" if descending else "$gt"
+        first, tie = keys
+        ties = merge([query, {first: {"$eq": after[0]}, tie: {beyond: after[1]}}])
+        rows = list(collection.find(ties).sort(sort).limit(limit))
+        if len(rows) < limit:
+            later = merge([query, {first: {beyond: after[0]}}])
+            rows += list(collection.find(later).sort(sort).limit(limit - len(rows)))
+        return rows
+
+
+def wrap_unavailable(error):
+    """A StoreUnavailable for a pymongo connection failure."""
+    return StoreUnavailable(f"The database is unavailable: {type(error).__name__}")
