@@ -6,8 +6,8 @@ resource itself.
 """
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .dates import DateRange, parse_range
 

@@ -106,8 +106,11 @@ class ResourceService:
         expected = parse_version(if_match) if if_match else None
         if expected is not None and (current is None or current["v"] != expected):
             found = current["v"] if current else "none"
-            raise InvalidRequest(f"If-Match version {expected} is not the current version ({found})")
-        version = current["v"] + 1 if current else self._next_version_after_history(resource_type, resource_id)
+            raise VersionConflict(f"If-Match version {expected} is not the current version ({found})")
+        if current is not None:
+            version = current["v"] + 1
+        else:
+            version = self._next_version_after_history(resource_type, resource_id)
         resource = self._write(resource_type, dict(body), version, current, method="PUT")
         return WriteResult(resource, created=current is None)
 
