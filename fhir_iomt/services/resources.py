@@ -48,6 +48,18 @@ def parse_version(if_match):
     return int(match.group(1))
 
 
+def stored_document(resource_type, resource, version, instant, millis):
+    """The document stored for one version: the resource with its meta, and its search fields."""
+    resource["meta"] = dict(resource.get("meta") or {}, versionId=str(version), lastUpdated=instant)
+    return {
+        "_id": resource["id"],
+        "v": version,
+        "lu": millis,
+        "resource": resource,
+        "s": extract_search_fields(resource_type, resource, millis),
+    }
+
+
 class ResourceService:
     """Versioned resource writes and reads over a store."""
 
@@ -145,15 +157,7 @@ class ResourceService:
 
     def _write(self, resource_type, resource, version, current, method):
         instant, millis = _now()
-        meta = dict(resource.get("meta") or {}, versionId=str(version), lastUpdated=instant)
-        resource["meta"] = meta
-        document = {
-            "_id": resource["id"],
-            "v": version,
-            "lu": millis,
-            "resource": resource,
-            "s": extract_search_fields(resource_type, resource, millis),
-        }
+        document = stored_document(resource_type, resource, version, instant, millis)
         if current is None:
             self.store.insert(resource_type, document)
         elif not self.store.replace(resource_type, document, current["v"]):
