@@ -27,23 +27,41 @@ def _pattern(node, anchored):
     return {PREFIX + node.field: {"$elemMatch": {"$regex": regex}}}
 
 
+_TIGHTER = {"$lt": min, "$lte": min, "$gt": max, "$gte": max}
+
+
+def _combine(current, condition):
+    """One operator document for two on the same field, or None when they cannot be combined."""
+    if not (isinstance(current, dict) and isinstance(condition, dict)):
+        return None
+    combined = dict(current)
+    for operator, value in condition.items():
+        if operator not in combined:
+            combined[operator] = value
+        elif operator in _TIGHTER and type(value) is type(combined[operator]):
+            combined[operator] = _TIGHTER[operator](combined[operator], value)
+        else:
+            return None
+    return combined
+
+
 def merge(filters):
-    """AND several filter documents, keeping one flat document where keys do not collide."""
+    """AND several filter documents into one flat document (ranges on one field tightened).
+
+    Flat documents keep the embedded server on its indexes; only conditions that
+    cannot be combined go to `$and`.
+    """
     merged, extra = {}, []
     for part in filters:
         for key, condition in part.items():
-            current = merged.get(key)
-            if current is None:
+            if key not in merged:
                 merged[key] = condition
-            elif (
-                isinstance(current, dict)
-                and isinstance(condition, dict)
-                and key != "$or"
-                and not set(current) & set(condition)
-            ):
-                merged[key] = {**current, **condition}
-            else:
+                continue
+            combined = None if key.startswith("$") else _combine(merged[key], condition)
+            if combined is None:
                 extra.append({key: condition})
+            else:
+                merged[key] = combined
     if extra:
         merged.setdefault("$and", []).extend(extra)
     return merged

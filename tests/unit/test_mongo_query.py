@@ -18,9 +18,17 @@ def test_ranges_on_one_field_merge_into_one_document():
     assert to_filter(node) == {"s.date": {"$gte": 1, "$lt": 9}, "s.patient": {"$eq": "Patient/1"}}
 
 
-def test_colliding_operators_go_to_and():
-    merged = merge([{"s.date": {"$lt": 5}}, {"s.date": {"$lt": 3}}])
-    assert merged == {"s.date": {"$lt": 5}, "$and": [{"s.date": {"$lt": 3}}]}
+def test_same_bound_twice_keeps_the_tighter():
+    assert merge([{"s.date": {"$lt": 5}}, {"s.date": {"$lt": 3, "$gte": 1}}, {"s.date": {"$gte": 2}}]) == {
+        "s.date": {"$lt": 3, "$gte": 2}
+    }
+
+
+def test_conditions_that_cannot_combine_go_to_and():
+    merged = merge([{"s.code": {"$in": ["a"]}}, {"s.code": {"$in": ["b"]}}, {"$or": [{"x": 1}]},
+                    {"$or": [{"y": 1}]}])
+    assert merged == {"s.code": {"$in": ["a"]}, "$or": [{"x": 1}],
+                      "$and": [{"s.code": {"$in": ["b"]}}, {"$or": [{"y": 1}]}]}
 
 
 def test_or_and_patterns():
