@@ -2,7 +2,7 @@
 
 from flask_smorest import Api
 
-from . import fhir, health
+from . import docs, fhir, health
 from .http import register_error_handlers
 
 
@@ -13,11 +13,10 @@ def init_app(app, database_errors):
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
     app.config.setdefault("OPENAPI_URL_PREFIX", "/")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
-    app.config.setdefault("OPENAPI_REDOC_PATH", "/docs")
-    app.config.setdefault("OPENAPI_REDOC_URL", None)
-    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/swagger")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", None)
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", docs.STATIC_URL)
     api = Api(app)
+    app.register_blueprint(docs.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(fhir.blp)
     register_error_handlers(app, database_errors)
