@@ -43,10 +43,12 @@ def serve(host, port, workers, threads, demo):
     """Serve the FHIR API (embedded database unless MONGODB_URI is set)."""
     from .server import serve as run_server
 
-    def ready(uri, embedded):
+    def prepare(uri, _embedded):
         app = _app(uri)
         _prepare(app, demo)
         app.extensions["fhir_iomt"].store.close()
+
+    def announce(uri, embedded):
         where = f"embedded nx-27017 at {uri} (data in {embedded.data_dir})" if embedded else "MONGODB_URI"
         base = f"http://{host}:{port}"
         click.echo(
@@ -58,7 +60,7 @@ def serve(host, port, workers, threads, demo):
             "Stop with Ctrl-C."
         )
 
-    run_server(host, port, workers, threads, ready)
+    run_server(host, port, workers, threads, prepare, announce)
 
 
 @main.group()

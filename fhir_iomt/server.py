@@ -40,12 +40,16 @@ def database(config, embedded_port=None):
         server.stop()
 
 
-def serve(host, port, workers, threads, on_ready):
-    """Serve until SIGINT/SIGTERM; the embedded database (if any) stops with the server."""
+def serve(host, port, workers, threads, prepare, announce):
+    """Serve until SIGINT/SIGTERM; the embedded database (if any) stops with the server.
+
+    `prepare(uri, embedded)` runs before gunicorn starts (indexes, demo data);
+    `announce(uri, embedded)` once gunicorn listens.
+    """
     config = load_config()
     with database(config) as (uri, embedded):
         os.environ["MONGODB_URI"] = uri
-        on_ready(uri, embedded)
+        prepare(uri, embedded)
         from . import create_app
 
         options = {
@@ -58,6 +62,7 @@ def serve(host, port, workers, threads, on_ready):
             "loglevel": "warning",
             "timeout": 60,
             "graceful_timeout": 10,
+            "when_ready": lambda _arbiter: announce(uri, embedded),
         }
         try:
             GunicornServer(create_app, options).run()
