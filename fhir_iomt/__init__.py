@@ -34,7 +34,10 @@ def create_app(config=None, store=None):
         if not app.config["MONGODB_URI"]:
             raise RuntimeError("MONGODB_URI is not set (`fhir-iomt serve` starts an embedded database)")
         store = MongoStore(app.config["MONGODB_URI"], app.config["MONGODB_DB"])
-    search = SearchService(store, app.config["SEARCH_DEFAULT_COUNT"], app.config["SEARCH_MAX_COUNT"])
-    app.extensions["fhir_iomt"] = Services(store, search, ResourceService(store, search))
+    public = app.config["PUBLIC_BASE_URL"]
+    local_bases = (public.rstrip("/") + app.config["FHIR_BASE_PATH"],) if public else ()
+    config = app.config
+    search = SearchService(store, config["SEARCH_DEFAULT_COUNT"], config["SEARCH_MAX_COUNT"], local_bases)
+    app.extensions["fhir_iomt"] = Services(store, search, ResourceService(store, search, local_bases))
     init_api(app, DATABASE_ERRORS)
     return app

@@ -1,10 +1,12 @@
 """FHIR R4 REST endpoints: thin views that parse, call a service and respond."""
 
+from datetime import datetime
 from urllib.parse import parse_qsl
 
 from flask import current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from werkzeug.http import http_date
 
 from ..fhir import bundle
 from ..fhir.capability import capability_statement
@@ -43,7 +45,7 @@ def _resource_headers(resource):
     url = f"{base_url()}/{resource['resourceType']}/{resource['id']}"
     return {
         "ETag": _etag(resource),
-        "Last-Modified": resource["meta"]["lastUpdated"],
+        "Last-Modified": http_date(datetime.fromisoformat(resource["meta"]["lastUpdated"])),
         "Location": f"{url}/_history/{resource['meta']['versionId']}",
         "Content-Location": f"{url}/_history/{resource['meta']['versionId']}",
     }
@@ -67,7 +69,9 @@ def _search_items(extra=()):
 
 def _search(resource_type, items):
     services = _services()
-    parsed = services.search.parse(resource_type, items, strict=prefer("handling") == "strict")
+    parsed = services.search.parse(
+        resource_type, items, strict=prefer("handling") == "strict", base=base_url()
+    )
     page = services.search.search(parsed)
     return fhir_response(bundle.searchset(base_url(), page, f"{base_url()}/{resource_type}"))
 
@@ -103,7 +107,7 @@ class TypeEndpoint(MethodView):
         body = read_body()
         condition = request.headers.get("If-None-Exist")
         items = _parse_query_string(condition) if condition is not None else None
-        result = _services().resources.create(resource_type, body, items)
+        result = _services().resources.create(resource_type, body, items, base=base_url())
         return _write_response(result.resource, 201 if result.created else 200)
 
 
@@ -143,7 +147,7 @@ class InstanceEndpoint(MethodView):
         """Update a resource (If-Match for optimistic locking) or create it with this id."""
         body = read_body()
         result = _services().resources.update(
-            resource_type, resource_id, body, request.headers.get("If-Match")
+            resource_type, resource_id, body, request.headers.get("If-Match"), base=base_url()
         )
         return _write_response(result.resource, 201 if result.created else 200)
 

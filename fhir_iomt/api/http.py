@@ -28,17 +28,28 @@ class UnsupportedMediaType(FhirError):
     code = "not-supported"
 
 
+# Accept entries this server satisfies, and the type it answers each with.
+ANSWERS = {FHIR_JSON: FHIR_JSON, "application/json+fhir": FHIR_JSON, "*/*": FHIR_JSON,
+           "application/*": FHIR_JSON, "application/json": "application/json"}
+
+
 def _response_mime():
     wanted = request.args.get("_format")
     if wanted is not None:
-        if wanted not in JSON_FORMATS:
+        if wanted.split(";")[0].strip() not in JSON_FORMATS:
             raise NotAcceptable(f"_format '{wanted}' is not supported; this server speaks JSON")
         return "application/json" if wanted == "application/json" else FHIR_JSON
-    accept = request.accept_mimetypes
-    if not accept or accept.accept_json or accept[FHIR_JSON] or accept["*/*"]:
-        best = accept.best_match([FHIR_JSON, "application/json"], default=FHIR_JSON)
-        return best
-    raise NotAcceptable(f"Cannot produce any of: {request.headers.get('Accept')}; use JSON")
+    header = request.headers.get("Accept")
+    if not header:
+        return FHIR_JSON
+    offers = [
+        (quality, ANSWERS[mime] == FHIR_JSON, ANSWERS[mime])
+        for value, quality in request.accept_mimetypes
+        if quality > 0 and (mime := value.split(";")[0].strip().lower()) in ANSWERS
+    ]
+    if offers:
+        return max(offers)[2]
+    raise NotAcceptable(f"Cannot produce any of: {header}; this server speaks JSON")
 
 
 def negotiate():
@@ -55,7 +66,9 @@ def fhir_response(body=None, status=200, headers=None):
     pretty = request.args.get("_pretty") == "true"
     payload = b"" if body is None else orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
     response = Response(payload, status=status, headers=headers or {})
-    if body is not None:
+    if body is None:
+        del response.headers["Content-Type"]
+    else:
         response.content_type = f"{mime}; charset=utf-8"
     return response
 

@@ -48,6 +48,9 @@ def searchset(base, page, endpoint):
     return bundle
 
 
+HTTP_STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
 def _history_entry(base, resource_type, entry):
     url = f"{base}/{resource_type}/{entry['rid']}"
     item = {
@@ -55,15 +58,11 @@ def _history_entry(base, resource_type, entry):
         "request": {"method": entry["method"], "url": resource_type if entry["method"] == "POST"
                     else f"{resource_type}/{entry['rid']}"},
         "response": {
-            "status": {"POST": "201 Created", "PUT": "200 OK", "DELETE": "204 No Content"}[
-                entry["method"]
-            ],
+            "status": HTTP_STATUS[entry["status"]],
             "etag": f'W/"{entry["v"]}"',
             "lastModified": entry["at"],
         },
     }
-    if entry["method"] == "PUT" and entry["v"] == 1:
-        item["response"]["status"] = "201 Created"
     if entry["resource"] is not None:
         item["resource"] = entry["resource"]
     return item

@@ -37,16 +37,31 @@ def normalize_text(text):
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def reference_key(reference):
-    """'Type/id' of a literal reference (relative, absolute or versioned), or None."""
+def reference_key(reference, local_bases=()):
+    """Search key of a literal reference, or None for contained and urn: references.
+
+    A relative reference, or an absolute one on one of `local_bases`, becomes
+    'Type/id'; a reference to another server keeps its full URL, so that it never
+    matches a local resource that happens to share the id. Versions are dropped.
+    """
     if not reference or reference.startswith("#") or reference.startswith("urn:"):
         return None
+    reference = reference.split("/_history/", 1)[0].rstrip("/")
+    if "://" in reference:
+        for base in local_bases:
+            if reference.startswith(base.rstrip("/") + "/"):
+                reference = reference[len(base.rstrip("/")) + 1 :]
+                break
+        else:
+            return reference if len(reference.split("/")) >= 5 else None
     parts = reference.split("/")
-    if "_history" in parts:
-        parts = parts[: parts.index("_history")]
-    if len(parts) < 2:
-        return None
-    return f"{parts[-2]}/{parts[-1]}"
+    return reference if len(parts) == 2 and all(parts) else None
+
+
+def reference_type(key):
+    """The resource type named by a reference key ('Patient' for '.../Patient/1')."""
+    parts = key.split("/")
+    return parts[-2] if len(parts) >= 2 else None
 
 
 def coding_tokens(system, code):
@@ -107,13 +122,13 @@ def _names(resource, parts):
 
 
 def _ref(path):
-    return lambda r: reference_key((r.get(path) or {}).get("reference"))
+    return lambda r, local_bases: reference_key((r.get(path) or {}).get("reference"), local_bases)
 
 
 def _patient_ref(path):
-    def extract(resource):
-        key = reference_key((resource.get(path) or {}).get("reference"))
-        return key if key and key.startswith("Patient/") else None
+    def extract(resource, local_bases):
+        key = reference_key((resource.get(path) or {}).get("reference"), local_bases)
+        return key if key and reference_type(key) == "Patient" else None
 
     return extract
 
@@ -192,11 +207,15 @@ def params_of(resource_type):
     return {p.name: p for p in COMMON + PARAMS[resource_type]}
 
 
-def extract_search_fields(resource_type, resource, last_updated_ms):
-    """The flat search sub-document stored beside a resource."""
+def extract_search_fields(resource_type, resource, last_updated_ms, local_bases=()):
+    """The flat search sub-document stored beside a resource.
+
+    `local_bases` are this server's public base URLs: absolute references on them are local.
+    """
     fields = {"id": resource["id"], "lu": last_updated_ms, "lu_end": last_updated_ms}
     for param in PARAMS[resource_type]:
-        value = param.extract(resource)
+        arguments = (resource, local_bases) if param.type == "reference" else (resource,)
+        value = param.extract(*arguments)
         if param.type == "date":
             value = value or DateRange(MISSING_DATE, MISSING_DATE)
             fields[param.key] = value.start

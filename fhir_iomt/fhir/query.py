@@ -54,18 +54,20 @@ def _token_criterion(param, values):
     return expr.AnyOf(param.key, codes)
 
 
-def _reference_value(param, value, modifier):
+def _reference_value(param, value, modifier, local_bases):
     if modifier and modifier not in param.targets:
         raise UnsupportedParameter(f"'{param.name}:{modifier}' is not a valid target type")
-    key = reference_key(value) if "/" in value else None
-    if key:
+    if "/" in value:
+        key = reference_key(value, local_bases)
+        if key is None:
+            raise InvalidRequest(f"'{value}' is not a reference for '{param.name}'")
         return (key,)
     target_types = (modifier,) if modifier else param.targets
     return tuple(f"{t}/{value}" for t in target_types)
 
 
-def _reference_criterion(param, values, modifier):
-    keys = tuple(k for v in values for k in _reference_value(param, v, modifier))
+def _reference_criterion(param, values, modifier, local_bases):
+    keys = tuple(k for v in values for k in _reference_value(param, v, modifier, local_bases))
     return expr.AnyOf(param.key, keys)
 
 
@@ -106,7 +108,7 @@ def _date_criterion(param, values):
     return expr.any_of(parts)
 
 
-def _criterion(param, modifier, raw):
+def _criterion(param, modifier, raw, local_bases):
     values = [v for v in split_values(raw) if v != ""]
     if not values:
         raise InvalidRequest(f"Search parameter '{param.name}' has no value")
@@ -115,7 +117,7 @@ def _criterion(param, modifier, raw):
             raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on '{param.name}'")
         return _string_criterion(param, values, modifier)
     if param.type == "reference":
-        return _reference_criterion(param, values, modifier)
+        return _reference_criterion(param, values, modifier, local_bases)
     if modifier:
         raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on '{param.name}'")
     if param.type == "date":
@@ -145,8 +147,9 @@ def _parse_sort(resource_type, raw):
 class _Builder:
     """Accumulates the pieces of a SearchRequest while walking the parameters."""
 
-    def __init__(self, resource_type, default_count, max_count):
+    def __init__(self, resource_type, default_count, max_count, local_bases):
         self.resource_type = resource_type
+        self.local_bases = local_bases
         self.params = params_of(resource_type)
         self.request = SearchRequest(resource_type, None, Sort("lu"), min(default_count, max_count))
         self.max_count = max_count
@@ -183,13 +186,16 @@ class _Builder:
                 raise UnsupportedParameter(f"Unknown search parameter '{name}' for {self.resource_type}")
             self.request.ignored.append(name)
             return
-        self.criteria.append(_criterion(param, modifier, raw))
+        self.criteria.append(_criterion(param, modifier, raw, self.local_bases))
         self.request.applied.append((name, raw))
 
 
-def parse_search(resource_type, items, strict=False, default_count=50, max_count=1000):
-    """Parse (name, value) pairs of a search into a SearchRequest; raise on bad input."""
-    builder = _Builder(resource_type, default_count, max_count)
+def parse_search(resource_type, items, strict=False, default_count=50, max_count=1000, local_bases=()):
+    """Parse (name, value) pairs of a search into a SearchRequest; raise on bad input.
+
+    `local_bases` are this server's base URLs: absolute references on them are local.
+    """
+    builder = _Builder(resource_type, default_count, max_count, local_bases)
     for name, raw in items:
         if name in RESULT_PARAMETERS:
             builder.result_parameter(name, raw)

@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from ..domain.errors import InvalidResource
 from .dates import parse_range
+from .json_form import json_form_errors
 
 # Required value-set bindings the models do not enforce (code -> allowed values).
 REQUIRED_CODES = {
@@ -74,7 +75,7 @@ def validate_resource(resource_type, resource):
         raise InvalidResource(
             f"resourceType is '{found}', expected '{resource_type}'", [f"{resource_type}.resourceType"]
         )
-    errors = _model_errors(resource_type, resource)
+    errors = json_form_errors(resource_type, resource) + _model_errors(resource_type, resource)
     errors += _binding_errors(resource_type, resource) + _date_errors(resource_type, resource)
     if errors:
         raise InvalidResourceList(errors)

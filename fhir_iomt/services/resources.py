@@ -48,7 +48,7 @@ def parse_version(if_match):
     return int(match.group(1))
 
 
-def stored_document(resource_type, resource, version, instant, millis):
+def stored_document(resource_type, resource, version, instant, millis, local_bases=()):
     """The document stored for one version: the resource with its meta, and its search fields."""
     resource["meta"] = dict(resource.get("meta") or {}, versionId=str(version), lastUpdated=instant)
     return {
@@ -56,16 +56,17 @@ def stored_document(resource_type, resource, version, instant, millis):
         "v": version,
         "lu": millis,
         "resource": resource,
-        "s": extract_search_fields(resource_type, resource, millis),
+        "s": extract_search_fields(resource_type, resource, millis, local_bases),
     }
 
 
 class ResourceService:
     """Versioned resource writes and reads over a store."""
 
-    def __init__(self, store, search_service):
+    def __init__(self, store, search_service, local_bases=()):
         self.store = store
         self.search = search_service
+        self.local_bases = tuple(local_bases)
 
     # Reads ---------------------------------------------------------------
 
@@ -92,18 +93,22 @@ class ResourceService:
 
     # Writes --------------------------------------------------------------
 
-    def create(self, resource_type, body, if_none_exist=None):
-        """Create with a server-assigned id, or return the match of a conditional create."""
+    def create(self, resource_type, body, if_none_exist=None, base=None):
+        """Create with a server-assigned id, or return the match of a conditional create.
+
+        `base` is the URL the request came in on: absolute references on it are local.
+        """
         check_type(resource_type)
         validate_resource(resource_type, body)
         if if_none_exist is not None:
-            existing = self._conditional_match(resource_type, if_none_exist)
+            existing = self._conditional_match(resource_type, if_none_exist, base)
             if existing is not None:
                 return WriteResult(existing, created=False)
         resource = dict(body, id=str(uuid.uuid4()))
-        return WriteResult(self._write(resource_type, resource, version=1, current=None, method="POST"), True)
+        written = self._write(resource_type, resource, 1, None, "POST", base)
+        return WriteResult(written, True)
 
-    def update(self, resource_type, resource_id, body, if_match=None):
+    def update(self, resource_type, resource_id, body, if_match=None, base=None):
         """Update, or create with the client's id when the resource does not exist."""
         check_type(resource_type)
         if not ID_PATTERN.match(resource_id):
@@ -123,7 +128,7 @@ class ResourceService:
             version = current["v"] + 1
         else:
             version = self._next_version_after_history(resource_type, resource_id)
-        resource = self._write(resource_type, dict(body), version, current, method="PUT")
+        resource = self._write(resource_type, dict(body), version, current, "PUT", base)
         return WriteResult(resource, created=current is None)
 
     def delete(self, resource_type, resource_id):
@@ -140,7 +145,7 @@ class ResourceService:
         self.store.add_history(
             resource_type,
             {"rid": resource_id, "v": current["v"] + 1, "lu": millis, "at": instant,
-             "method": "DELETE", "resource": None},
+             "method": "DELETE", "status": 204, "resource": None},
         )
 
     # Internals -----------------------------------------------------------
@@ -149,15 +154,16 @@ class ResourceService:
         latest = self.store.latest_history(resource_type, resource_id)
         return latest["v"] + 1 if latest else 1
 
-    def _conditional_match(self, resource_type, query_items):
-        matches = self.search.match_for_condition(resource_type, query_items)
+    def _conditional_match(self, resource_type, query_items, base):
+        matches = self.search.match_for_condition(resource_type, query_items, base)
         if len(matches) > 1:
             raise PreconditionFailed("If-None-Exist matches more than one resource")
         return matches[0] if matches else None
 
-    def _write(self, resource_type, resource, version, current, method):
+    def _write(self, resource_type, resource, version, current, method, base):
         instant, millis = _now()
-        document = stored_document(resource_type, resource, version, instant, millis)
+        bases = self.local_bases + ((base,) if base else ())
+        document = stored_document(resource_type, resource, version, instant, millis, bases)
         if current is None:
             self.store.insert(resource_type, document)
         elif not self.store.replace(resource_type, document, current["v"]):
@@ -165,6 +171,6 @@ class ResourceService:
         self.store.add_history(
             resource_type,
             {"rid": resource["id"], "v": version, "lu": millis, "at": instant,
-             "method": method, "resource": resource},
+             "method": method, "status": 201 if current is None else 200, "resource": resource},
         )
         return resource

@@ -2,11 +2,12 @@
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field
 
 import orjson
 
-from ..domain.errors import InvalidRequest
+from ..domain.errors import InvalidRequest, NotFound
 from ..fhir.dates import parse_range
 from ..fhir.query import parse_search
 from .resources import check_type
@@ -30,13 +31,28 @@ def encode_cursor(kind, key, direction):
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# A page key is (integer sort value, id) or, in history, (integer time, "id/000000000001").
+_KEY_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}(/\d{12})?$")
+
+
+def _valid_key(key):
+    value, tie = key
+    return (
+        isinstance(value, int) and not isinstance(value, bool) and abs(value) <= 2**62
+        and isinstance(tie, str) and _KEY_ID.match(tie) is not None
+    )
+
+
 def decode_cursor(token, kind):
-    """(key, direction) of a page token; InvalidRequest if it is not one of ours for `kind`."""
+    """(key, direction) of a page token; InvalidRequest unless it is a well-formed one for `kind`.
+
+    The key's types are checked so that nothing but an integer and an id ever reaches a filter.
+    """
     try:
         data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
         key, direction = tuple(data["k"]), data["d"]
-        valid = data["o"] == kind and direction in ("n", "p") and len(key) == 2
-    except (binascii.Error, ValueError, KeyError, TypeError):
+        valid = data["o"] == kind and direction in ("n", "p") and len(key) == 2 and _valid_key(key)
+    except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
         valid = False
     if not valid:
         raise InvalidRequest("_page is not a valid page token for this query")
@@ -63,15 +79,17 @@ def _neighbours(rows, key_of, kind, has_before, has_after):
 class SearchService:
     """Searches current versions and history through the store."""
 
-    def __init__(self, store, default_count, max_count):
+    def __init__(self, store, default_count, max_count, local_bases=()):
         self.store = store
         self.default_count = default_count
         self.max_count = max_count
+        self.local_bases = tuple(local_bases)
 
-    def parse(self, resource_type, items, strict=False):
-        """Parse search parameters for a type (raises on bad input)."""
+    def parse(self, resource_type, items, strict=False, base=None):
+        """Parse search parameters for a type (raises on bad input); `base` is the request's base URL."""
         check_type(resource_type)
-        return parse_search(resource_type, items, strict, self.default_count, self.max_count)
+        bases = self.local_bases + ((base,) if base else ())
+        return parse_search(resource_type, items, strict, self.default_count, self.max_count, bases)
 
     def search(self, request):
         """Run a parsed search and return one Page."""
@@ -97,9 +115,9 @@ class SearchService:
         )
         return Page([doc["resource"] for doc in rows], total, following, previous, request)
 
-    def match_for_condition(self, resource_type, items):
+    def match_for_condition(self, resource_type, items, base=None):
         """Up to two resources matching a conditional request's query (strict parsing)."""
-        request = self.parse(resource_type, items, strict=True)
+        request = self.parse(resource_type, items, strict=True, base=base)
         if request.criteria is None:
             raise InvalidRequest("A conditional request needs at least one search parameter")
         rows = self.store.search_page(resource_type, request.criteria, "lu", False, 2, None)
@@ -120,6 +138,8 @@ class SearchService:
 
         rows, has_before, has_after = _window(fetch, kind, params.get("_page"), count)
         total = self.store.history_count(resource_type, resource_id, since)
+        if resource_id is not None and total == 0:
+            raise NotFound(f"{resource_type}/{resource_id} is not known")
         _, following = _neighbours(rows, lambda e: (e["lu"], e["hk"]), kind, False, has_after)
         return Page([], total, following, None, entries=rows)
 

@@ -48,7 +48,10 @@ def test_patient_names_normalized_and_exact():
 
 def test_reference_key_forms():
     assert reference_key("Patient/1") == "Patient/1"
-    assert reference_key("https://h/fhir/Patient/1/_history/2") == "Patient/1"
+    assert reference_key("https://h/fhir/Patient/1/_history/2", ("https://h/fhir",)) == "Patient/1"
+    assert reference_key("https://other/fhir/Patient/1/_history/2", ("https://h/fhir",)) == (
+        "https://other/fhir/Patient/1"
+    )
     assert reference_key("#contained") is None
     assert reference_key("urn:uuid:1234") is None
     assert reference_key("justid") is None

@@ -30,11 +30,13 @@ def test_scalar_token_drops_the_system():
 
 @pytest.mark.parametrize(
     ("value", "key"),
-    [("p1", "Patient/p1"), ("Patient/p1", "Patient/p1"), ("https://x.org/fhir/Patient/p1", "Patient/p1"),
-     ("Patient/p1/_history/3", "Patient/p1")],
+    [("p1", "Patient/p1"), ("Patient/p1", "Patient/p1"), ("https://me.org/fhir/Patient/p1", "Patient/p1"),
+     ("Patient/p1/_history/3", "Patient/p1"),
+     ("https://other.org/fhir/Patient/p1", "https://other.org/fhir/Patient/p1")],
 )
 def test_reference_forms(value, key):
-    assert parse([("patient", value)]).criteria == expr.AnyOf("patient", (key,))
+    found = parse([("patient", value)], local_bases=("https://me.org/fhir",)).criteria
+    assert found == expr.AnyOf("patient", (key,))
 
 
 def test_reference_type_modifier_must_be_a_target():
