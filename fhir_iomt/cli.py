@@ -89,6 +89,38 @@ def seed(path):
     click.echo(f"{len(items)} resources, {created} new.")
 
 
+@main.group()
+def templates():
+    """Device and FHIR mapping templates."""
+
+
+@templates.command("load")
+@click.argument("device_template", type=click.Path(exists=True, dir_okay=False))
+@click.argument("fhir_template", type=click.Path(exists=True, dir_okay=False))
+@click.option("--identity", type=click.Choice(["create", "lookup"]), default="create", show_default=True)
+@click.option("--limits", type=click.Path(exists=True, dir_okay=False),
+              help='JSON file of physiological limits by LOINC code, e.g. {"8867-4": [20, 300]}.')
+def templates_load(device_template, fhir_template, identity, limits):
+    """Validate and activate templates (a new version). Needs MONGODB_URI."""
+    from .domain.errors import FhirError
+
+    app = _require_uri_app()
+    document = {
+        "deviceTemplate": json.loads(Path(device_template).read_text()),
+        "fhirTemplate": json.loads(Path(fhir_template).read_text()),
+        "identityMode": identity,
+    }
+    if limits:
+        document["limits"] = json.loads(Path(limits).read_text())
+    try:
+        stored = app.extensions["fhir_iomt"].templates.put(document)
+    except FhirError as error:
+        for path in getattr(error, "issues", None) or [("", error.diagnostics)]:
+            click.echo(f"error: {path[0]}: {path[1]}" if path[0] else f"error: {path[1]}", err=True)
+        raise SystemExit(1) from error
+    click.echo(json.dumps({"version": stored["version"], "identityMode": stored["identityMode"]}))
+
+
 @main.command()
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default="-", show_default=True)
 def openapi(output):

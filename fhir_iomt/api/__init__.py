@@ -2,7 +2,7 @@
 
 from flask_smorest import Api
 
-from . import docs, fhir, health
+from . import docs, fhir, health, ingest
 from .http import register_error_handlers
 
 
@@ -19,5 +19,6 @@ def init_app(app, database_errors):
     app.register_blueprint(docs.blp)
     api.register_blueprint(health.blp)
     api.register_blueprint(fhir.blp)
+    api.register_blueprint(ingest.blp)
     register_error_handlers(app, database_errors)
     return api

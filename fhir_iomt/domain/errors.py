@@ -71,10 +71,3 @@ class PreconditionFailed(FhirError):
 
     status = 412
     code = "duplicate"
-
-
-class StoreUnavailable(FhirError):
-    """The database does not answer."""
-
-    status = 503
-    code = "transient"

@@ -108,6 +108,15 @@ class ResourceService:
         written = self._write(resource_type, resource, 1, None, "POST", base)
         return WriteResult(written, True)
 
+    def create_with_id(self, resource_type, resource):
+        """Create version 1 under the resource's own id; Conflict if that id exists."""
+        check_type(resource_type)
+        validate_resource(resource_type, resource)
+        if self.store.get(resource_type, resource["id"]) is not None:
+            raise Conflict(f"{resource_type}/{resource['id']} exists")
+        version = self._next_version_after_history(resource_type, resource["id"])
+        return self._write(resource_type, dict(resource), version, None, "PUT", None)
+
     def update(self, resource_type, resource_id, body, if_match=None, base=None):
         """Update, or create with the client's id when the resource does not exist."""
         check_type(resource_type)

@@ -1,12 +1,15 @@
 """MongoDB repository: current versions per type, one history collection, keyset paging."""
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from ..domain.errors import Conflict, StoreUnavailable
+from ..domain.errors import Conflict
 from .mongo_query import merge, to_filter
 
 HISTORY = "history"
+TEMPLATES = "ingest_templates"
+DEAD_LETTERS = "ingest_dead_letters"
+DUPLICATE_KEY = 11000
 DATABASE_ERRORS = PyMongoError
 
 INDEXES = {
@@ -32,6 +35,10 @@ INDEXES = {
     HISTORY: (
         (("t", 1), ("rid", 1), ("v", -1)),
         (("t", 1), ("lu", -1), ("hk", -1)),
+    ),
+    DEAD_LETTERS: (
+        (("received", -1), ("dlid", -1)),
+        (("reason", 1), ("received", -1), ("dlid", -1)),
     ),
 }
 
@@ -90,12 +97,39 @@ class MongoStore:
         )
         return result.deleted_count == 1
 
+    def insert_new(self, resource_type, documents):
+        """Insert many new current versions at once; returns the ids that already existed."""
+        return self._insert_many(resource_type, documents)
+
+    def add_history_many(self, resource_type, entries):
+        """Record many first versions at once (entries as for add_history)."""
+        documents = [self._history_document(resource_type, entry) for entry in entries]
+        self._insert_many(HISTORY, documents)
+
+    def _insert_many(self, collection, documents):
+        if not documents:
+            return set()
+        try:
+            self.db[collection].insert_many(documents, ordered=False)
+            return set()
+        except BulkWriteError as error:
+            errors = error.details.get("writeErrors", [])
+            others = [e for e in errors if e.get("code") != DUPLICATE_KEY]
+            if others:
+                raise
+            return {documents[e["index"]]["_id"] for e in errors}
+
     # History ---------------------------------------------------------------
+
+    @staticmethod
+    def _history_document(resource_type, entry):
+        document = {**entry, "_id": f"{resource_type}/{entry['rid']}/{entry['v']}", "t": resource_type}
+        document["hk"] = f"{entry['rid']}/{entry['v']:012d}"
+        return document
 
     def add_history(self, resource_type, entry):
         """Record one version; Conflict if that version exists already."""
-        entry = {**entry, "_id": f"{resource_type}/{entry['rid']}/{entry['v']}", "t": resource_type}
-        entry["hk"] = f"{entry['rid']}/{entry['v']:012d}"
+        entry = self._history_document(resource_type, entry)
         try:
             self.db[HISTORY].insert_one(entry)
         except DuplicateKeyError as error:
@@ -173,6 +207,55 @@ class MongoStore:
         return rows
 
 
-def wrap_unavailable(error):
-    """A StoreUnavailable for a pymongo connection failure."""
-    return StoreUnavailable(f"The database is unavailable: {type(error).__name__}")
+class MongoIngestStore:
+    """Mapping templates (versioned) and dead letters, in the same database as the resources."""
+
+    def __init__(self, store):
+        self.db = store.db
+
+    def latest_templates(self):
+        """The newest template version document, or None."""
+        return next(iter(self.db[TEMPLATES].find({}).sort([("_id", DESCENDING)]).limit(1)), None)
+
+    def add_templates(self, document):
+        """Store a template version (document holds `_id`, the version); Conflict if taken."""
+        try:
+            self.db[TEMPLATES].insert_one(document)
+        except DuplicateKeyError as error:
+            raise Conflict("Templates were changed concurrently; retry") from error
+
+    def templates_version(self, version):
+        """One stored template version, or None."""
+        return self.db[TEMPLATES].find_one({"_id": {"$eq": version}})
+
+    def add_dead_letters(self, letters):
+        """Store dead letters (each with its own `_id`)."""
+        if letters:
+            self.db[DEAD_LETTERS].insert_many(letters, ordered=True)
+
+    def dead_letter(self, letter_id):
+        """One dead letter, or None."""
+        return self.db[DEAD_LETTERS].find_one({"_id": {"$eq": letter_id}})
+
+    def update_dead_letter(self, letter_id, changes):
+        """Set fields of a dead letter; False if it does not exist."""
+        result = self.db[DEAD_LETTERS].update_one({"_id": {"$eq": letter_id}}, {"$set": changes})
+        return result.matched_count == 1
+
+    def delete_dead_letter(self, letter_id):
+        """Delete a dead letter; False if it did not exist."""
+        return self.db[DEAD_LETTERS].delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
+
+    def dead_letter_page(self, reason, since_ms, until_ms, limit, after):
+        """Dead letters newest first, optionally of one reason and within [since, until]."""
+        query = {}
+        if reason is not None:
+            query["reason"] = {"$eq": reason}
+        window = {}
+        if since_ms is not None:
+            window["$gte"] = since_ms
+        if until_ms is not None:
+            window["$lte"] = until_ms
+        if window:
+            query["received"] = window
+        return MongoStore._keyset(self.db[DEAD_LETTERS], query, ("received", "dlid"), True, limit, after)

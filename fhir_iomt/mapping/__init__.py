@@ -1,0 +1,1 @@
+"""Device messages to FHIR: templates, normalization, grouping, Observations (no flask, no pymongo)."""
