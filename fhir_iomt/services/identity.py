@@ -29,6 +29,7 @@ class Identity:
     device_ref: str
     to_create: list = field(default_factory=list)  # [(resource_type, resource)]
     to_link: tuple | None = None  # (device document, patient_ref) for an unlinked device
+    ensured: bool = False
 
 
 def _linked_patient(device):
@@ -42,12 +43,20 @@ class IdentityResolver:
         self.store = store
         self.resources = resources
         self.mode = mode
+        self._known = {}  # (device id, patient id) -> Identity or MappingError, for this batch
 
     def resolve(self, group):
-        """The Identity of a group; MappingError when it cannot be resolved."""
-        if self.mode == "lookup":
-            return self._lookup(group)
-        return self._create(group)
+        """The Identity of a group; MappingError when it cannot be resolved (cached per batch)."""
+        key = (group.device_id, group.patient_id)
+        if key not in self._known:
+            try:
+                self._known[key] = self._lookup(group) if self.mode == "lookup" else self._create(group)
+            except MappingError as error:
+                self._known[key] = error
+        found = self._known[key]
+        if isinstance(found, MappingError):
+            raise found
+        return found
 
     def _create(self, group):
         if not group.patient_id:
@@ -91,6 +100,8 @@ class IdentityResolver:
 
     def ensure(self, identity):
         """Create the missing Device/Patient and link an unlinked device; MappingError on a mismatch."""
+        if identity.ensured:
+            return
         for resource_type, resource in identity.to_create:
             try:
                 self.resources.create_with_id(resource_type, resource)
@@ -98,6 +109,7 @@ class IdentityResolver:
                 self._check_concurrent(resource_type, resource["id"], identity.patient_ref)
         if identity.to_link:
             self._link(*identity.to_link)
+        identity.ensured = True
 
     def _check_concurrent(self, resource_type, resource_id, patient_ref):
         if resource_type != "Device":
