@@ -1,7 +1,7 @@
 """HTTP details of the FHIR API: formats, bodies, preferences, responses and errors."""
 
 import orjson
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from ..domain.errors import FhirError, InvalidRequest
@@ -53,16 +53,18 @@ def _response_mime():
 
 
 def negotiate():
-    """Check the requested response format early, so a bad one fails before any work."""
-    _response_mime()
+    """Decide the response format once per request, so a bad one fails before any work."""
+    g.response_mime = _response_mime()
 
 
 def fhir_response(body=None, status=200, headers=None):
     """A FHIR JSON response honouring _format, Accept and _pretty."""
-    try:
-        mime = _response_mime()
-    except NotAcceptable:
-        mime = FHIR_JSON
+    mime = g.get("response_mime")
+    if mime is None:
+        try:
+            mime = _response_mime()
+        except NotAcceptable:
+            mime = FHIR_JSON
     pretty = request.args.get("_pretty") == "true"
     payload = b"" if body is None else orjson.dumps(body, option=orjson.OPT_INDENT_2 if pretty else 0)
     response = Response(payload, status=status, headers=headers or {})
@@ -101,10 +103,13 @@ def prefer(name):
 
 
 def base_url():
-    """The public base URL of the FHIR endpoint."""
-    configured = current_app.config.get("PUBLIC_BASE_URL")
-    root = configured.rstrip("/") if configured else request.host_url.rstrip("/")
-    return root + current_app.config["FHIR_BASE_PATH"]
+    """The public base URL of the FHIR endpoint (computed once per request)."""
+    found = g.get("base_url")
+    if found is None:
+        configured = current_app.config.get("PUBLIC_BASE_URL")
+        root = configured.rstrip("/") if configured else request.host_url.rstrip("/")
+        found = g.base_url = root + current_app.config["FHIR_BASE_PATH"]
+    return found
 
 
 def _outcome_response(outcome, status, headers=None):

@@ -51,6 +51,14 @@ class MongoStore:
             uri, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000, appname="fhir-iomt"
         )
         self.db = self.client[database]
+        self._collections = {}
+
+    def _c(self, name):
+        """A cached Collection object (building one per call costs ~50 µs on the hot path)."""
+        found = self._collections.get(name)
+        if found is None:
+            found = self._collections[name] = self.db[name]
+        return found
 
     def close(self):
         """Close the connection pool."""
@@ -68,31 +76,31 @@ class MongoStore:
         """Create the search indexes; safe to call at every start."""
         for collection, indexes in INDEXES.items():
             for keys in indexes:
-                self.db[collection].create_index(list(keys))
+                self._c(collection).create_index(list(keys))
 
     # Current versions ------------------------------------------------------
 
     def get(self, resource_type, resource_id):
         """The stored document of the current version, or None."""
-        return self.db[resource_type].find_one({"_id": {"$eq": resource_id}})
+        return self._c(resource_type).find_one({"_id": {"$eq": resource_id}})
 
     def insert(self, resource_type, document):
         """Insert a new current version; Conflict if the id is taken."""
         try:
-            self.db[resource_type].insert_one(document)
+            self._c(resource_type).insert_one(document)
         except DuplicateKeyError as error:
             raise Conflict(f"{resource_type}/{document['_id']} was created concurrently") from error
 
     def replace(self, resource_type, document, expected_version):
         """Replace the current version if it is still `expected_version`; False otherwise."""
-        result = self.db[resource_type].replace_one(
+        result = self._c(resource_type).replace_one(
             {"_id": {"$eq": document["_id"]}, "v": {"$eq": expected_version}}, document
         )
         return result.matched_count == 1
 
     def remove(self, resource_type, resource_id, expected_version):
         """Remove the current version if it is still `expected_version`; False otherwise."""
-        result = self.db[resource_type].delete_one(
+        result = self._c(resource_type).delete_one(
             {"_id": {"$eq": resource_id}, "v": {"$eq": expected_version}}
         )
         return result.deleted_count == 1
@@ -110,7 +118,7 @@ class MongoStore:
         if not documents:
             return set()
         try:
-            self.db[collection].insert_many(documents, ordered=False)
+            self._c(collection).insert_many(documents, ordered=False)
             return set()
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
@@ -131,18 +139,18 @@ class MongoStore:
         """Record one version; Conflict if that version exists already."""
         entry = self._history_document(resource_type, entry)
         try:
-            self.db[HISTORY].insert_one(entry)
+            self._c(HISTORY).insert_one(entry)
         except DuplicateKeyError as error:
             raise Conflict(f"Version {entry['v']} was written concurrently") from error
 
     def version(self, resource_type, resource_id, version):
         """One history entry, or None."""
-        return self.db[HISTORY].find_one({"_id": {"$eq": f"{resource_type}/{resource_id}/{version}"}})
+        return self._c(HISTORY).find_one({"_id": {"$eq": f"{resource_type}/{resource_id}/{version}"}})
 
     def latest_history(self, resource_type, resource_id):
         """The newest history entry of a resource, or None."""
         cursor = (
-            self.db[HISTORY]
+            self._c(HISTORY)
             .find({"t": {"$eq": resource_type}, "rid": {"$eq": resource_id}})
             .sort([("v", DESCENDING)])
             .limit(1)
@@ -156,7 +164,7 @@ class MongoStore:
             query["rid"] = {"$eq": resource_id}
         if since_ms is not None:
             query["lu"] = {"$gte": since_ms}
-        return self._keyset(self.db[HISTORY], query, ("lu", "hk"), True, limit, after)
+        return self._keyset(self._c(HISTORY), query, ("lu", "hk"), True, limit, after)
 
     def history_count(self, resource_type, resource_id, since_ms):
         """Number of history entries matching a history request."""
@@ -172,7 +180,7 @@ class MongoStore:
     def search_page(self, resource_type, criteria, sort_key, descending, limit, after):
         """One page of current versions matching criteria, ordered by (sort key, id)."""
         keys = ("s." + sort_key, "s.id")
-        return self._keyset(self.db[resource_type], to_filter(criteria), keys, descending, limit, after)
+        return self._keyset(self._c(resource_type), to_filter(criteria), keys, descending, limit, after)
 
     def count(self, resource_type, criteria):
         """Number of current versions matching criteria."""
@@ -211,40 +219,40 @@ class MongoIngestStore:
     """Mapping templates (versioned) and dead letters, in the same database as the resources."""
 
     def __init__(self, store):
-        self.db = store.db
+        self._c = store._c
 
     def latest_templates(self):
         """The newest template version document, or None."""
-        return next(iter(self.db[TEMPLATES].find({}).sort([("_id", DESCENDING)]).limit(1)), None)
+        return next(iter(self._c(TEMPLATES).find({}).sort([("_id", DESCENDING)]).limit(1)), None)
 
     def add_templates(self, document):
         """Store a template version (document holds `_id`, the version); Conflict if taken."""
         try:
-            self.db[TEMPLATES].insert_one(document)
+            self._c(TEMPLATES).insert_one(document)
         except DuplicateKeyError as error:
             raise Conflict("Templates were changed concurrently; retry") from error
 
     def templates_version(self, version):
         """One stored template version, or None."""
-        return self.db[TEMPLATES].find_one({"_id": {"$eq": version}})
+        return self._c(TEMPLATES).find_one({"_id": {"$eq": version}})
 
     def add_dead_letters(self, letters):
         """Store dead letters (each with its own `_id`)."""
         if letters:
-            self.db[DEAD_LETTERS].insert_many(letters, ordered=True)
+            self._c(DEAD_LETTERS).insert_many(letters, ordered=True)
 
     def dead_letter(self, letter_id):
         """One dead letter, or None."""
-        return self.db[DEAD_LETTERS].find_one({"_id": {"$eq": letter_id}})
+        return self._c(DEAD_LETTERS).find_one({"_id": {"$eq": letter_id}})
 
     def update_dead_letter(self, letter_id, changes):
         """Set fields of a dead letter; False if it does not exist."""
-        result = self.db[DEAD_LETTERS].update_one({"_id": {"$eq": letter_id}}, {"$set": changes})
+        result = self._c(DEAD_LETTERS).update_one({"_id": {"$eq": letter_id}}, {"$set": changes})
         return result.matched_count == 1
 
     def delete_dead_letter(self, letter_id):
         """Delete a dead letter; False if it did not exist."""
-        return self.db[DEAD_LETTERS].delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
+        return self._c(DEAD_LETTERS).delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
 
     def dead_letter_page(self, reason, since_ms, until_ms, limit, after):
         """Dead letters newest first, optionally of one reason and within [since, until]."""
@@ -258,4 +266,4 @@ class MongoIngestStore:
             window["$lte"] = until_ms
         if window:
             query["received"] = window
-        return MongoStore._keyset(self.db[DEAD_LETTERS], query, ("received", "dlid"), True, limit, after)
+        return MongoStore._keyset(self._c(DEAD_LETTERS), query, ("received", "dlid"), True, limit, after)
