@@ -52,7 +52,9 @@ def _messages_from_body():
     request.max_content_length = current_app.config["INGEST_MAX_CONTENT_LENGTH"]
     raw = request.get_data(cache=False)
     if mime in NDJSON_TYPES:
-        return [parse_message(line) for line in _decode(raw).splitlines() if line.strip()]
+        # Split on LF only: U+2028 and friends are legal inside JSON strings (str.splitlines splits on them).
+        lines = (line.rstrip(b"\r") for line in raw.split(b"\n"))
+        return [parse_message(_decode(line)) for line in lines if line.strip()]
     message = parse_message(_decode(raw))
     if isinstance(message.value, list):
         return [RawMessage(orjson.dumps(v).decode(), v) for v in message.value]
@@ -107,14 +109,6 @@ def _time_arg(name):
     return found.start if name == "since" else found.end
 
 
-def _count_arg():
-    raw = request.args.get("_count")
-    if raw is None:
-        return None
-    if not raw.isdigit():
-        raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'")
-    return int(raw)
-
 
 @blp.route("/dead-letters")
 class DeadLetters(MethodView):
@@ -124,7 +118,7 @@ class DeadLetters(MethodView):
     def get(self):
         """Dead letters newest first, filterable by reason and time; follow `next` to page."""
         letters, following = _services().dead_letters.page(
-            request.args.get("reason"), _time_arg("since"), _time_arg("until"), _count_arg(),
+            request.args.get("reason"), _time_arg("since"), _time_arg("until"), request.args.get("_count"),
             request.args.get("_page"),
         )
         body = {"items": letters}

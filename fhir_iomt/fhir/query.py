@@ -11,6 +11,9 @@ from .params import MISSING_DATE, SORTS, normalize_text, params_of, reference_ke
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 RESULT_PARAMETERS = {"_count", "_sort", "_summary", "_total", "_format", "_pretty", "_page"}
 STRING_MODIFIERS = {"", "exact", "contains"}
+# Bounds on one search's size: each value becomes a database condition (a regex for strings).
+MAX_VALUES = 50
+MAX_CRITERIA = 30
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,8 @@ def _criterion(param, modifier, raw, local_bases):
     values = [v for v in split_values(raw) if v != ""]
     if not values:
         raise InvalidRequest(f"Search parameter '{param.name}' has no value")
+    if len(values) > MAX_VALUES:
+        raise InvalidRequest(f"Search parameter '{param.name}' has {len(values)} values; at most {MAX_VALUES}")
     if param.type == "string":
         if modifier not in STRING_MODIFIERS:
             raise UnsupportedParameter(f"Modifier ':{modifier}' is not supported on '{param.name}'")
@@ -125,14 +130,11 @@ def _criterion(param, modifier, raw, local_bases):
     return _token_criterion(param, values)
 
 
-def _parse_count(raw, max_count):
-    try:
-        count = int(raw)
-    except ValueError as error:
-        raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'") from error
-    if count < 0:
+def parse_count(raw, max_count):
+    """A page size from its text: ASCII digits only, lowered to `max_count`; InvalidRequest otherwise."""
+    if not (raw.isascii() and raw.isdigit()):
         raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'")
-    return min(count, max_count)
+    return min(int(raw), max_count)
 
 
 def _parse_sort(resource_type, raw):
@@ -158,7 +160,7 @@ class _Builder:
     def result_parameter(self, name, raw):
         request = self.request
         if name == "_count":
-            request.count = _parse_count(raw, self.max_count)
+            request.count = parse_count(raw, self.max_count)
         elif name == "_sort":
             request.sort = _parse_sort(self.resource_type, raw)
         elif name == "_summary":
@@ -186,6 +188,8 @@ class _Builder:
                 raise UnsupportedParameter(f"Unknown search parameter '{name}' for {self.resource_type}")
             self.request.ignored.append(name)
             return
+        if len(self.criteria) >= MAX_CRITERIA:
+            raise InvalidRequest(f"A search takes at most {MAX_CRITERIA} search parameters")
         self.criteria.append(_criterion(param, modifier, raw, self.local_bases))
         self.request.applied.append((name, raw))
 

@@ -75,7 +75,10 @@ def validate_resource(resource_type, resource):
         raise InvalidResource(
             f"resourceType is '{found}', expected '{resource_type}'", [f"{resource_type}.resourceType"]
         )
-    errors = json_form_errors(resource_type, resource) + _model_errors(resource_type, resource)
+    try:
+        errors = json_form_errors(resource_type, resource) + _model_errors(resource_type, resource)
+    except RecursionError as error:
+        raise InvalidResource("The resource is nested too deeply to be a FHIR resource") from error
     errors += _binding_errors(resource_type, resource) + _date_errors(resource_type, resource)
     if errors:
         raise InvalidResourceList(errors)

@@ -13,3 +13,13 @@ def load_resources(resources, items):
             resources.update(item["resourceType"], item["id"], item)
             created += 1
     return created
+
+
+def combine_templates(pairs, identity="create"):
+    """One templates document from several (device template, FHIR template) pairs, e.g. one per vendor."""
+    device = {"templateType": "CollectionContent", "template": []}
+    fhir = {"templateType": "CollectionFhir", "template": []}
+    for device_template, fhir_template in pairs:
+        device["template"] += device_template["template"]
+        fhir["template"] += fhir_template["template"]
+    return {"deviceTemplate": device, "fhirTemplate": fhir, "identityMode": identity}

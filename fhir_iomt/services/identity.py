@@ -44,6 +44,21 @@ class IdentityResolver:
         self.resources = resources
         self.mode = mode
         self._known = {}  # (device id, patient id) -> Identity or MappingError, for this batch
+        self._devices, self._patients = {}, {}  # prefetched: resource id -> stored document or None
+
+    def prefetch(self, groups):
+        """Read the batch's Devices and Patients in two queries (create mode), instead of two per device."""
+        if self.mode != "create":
+            return
+        pairs = {(g.device_id, g.patient_id) for g in groups if g.patient_id}
+        self._devices = self.store.get_many("Device", {device_resource_id(d) for d, _ in pairs})
+        self._patients = self.store.get_many("Patient", {patient_resource_id(p) for _, p in pairs})
+
+    def _get(self, resource_type, resource_id):
+        prefetched = self._devices if resource_type == "Device" else self._patients
+        if resource_id in prefetched:
+            return prefetched[resource_id]
+        return self.store.get(resource_type, resource_id)
 
     def resolve(self, group):
         """The Identity of a group; MappingError when it cannot be resolved (cached per batch)."""
@@ -64,7 +79,7 @@ class IdentityResolver:
         device_id = device_resource_id(group.device_id)
         patient_ref = f"Patient/{patient_resource_id(group.patient_id)}"
         identity = Identity(patient_ref, f"Device/{device_id}")
-        device = self.store.get("Device", device_id)
+        device = self._get("Device", device_id)
         if device is None:
             device_resource = new_device(group.device_id, patient_ref.split("/", 1)[1])
             identity.to_create.append(("Device", device_resource))
@@ -74,7 +89,7 @@ class IdentityResolver:
                 raise MappingError(DEVICE_PATIENT_MISMATCH, "the device is linked to another patient")
             if not linked:
                 identity.to_link = (device, patient_ref)
-        if self.store.get("Patient", patient_ref.split("/", 1)[1]) is None:
+        if self._get("Patient", patient_ref.split("/", 1)[1]) is None:
             identity.to_create.append(("Patient", new_patient(group.patient_id)))
         return identity
 

@@ -9,16 +9,18 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ..domain.errors import Conflict, InvalidRequest, InvalidResource, NotFound, VersionConflict
+from ..domain.errors import Conflict, FhirError, InvalidRequest, InvalidResource, NotFound, VersionConflict
 from ..domain.measurement import (
     FUTURE_TIMESTAMP,
     INVALID_OBSERVATION,
     NO_TEMPLATES,
     NOT_JSON,
     VALUE_OUT_OF_RANGE,
+    WRITE_FAILED,
     MappingError,
 )
 from ..fhir.dates import format_instant
+from ..fhir.query import parse_count
 from ..fhir.validation import validate_resource
 from ..mapping.group import group_measurements
 from ..mapping.to_fhir import build_observation, observation_id
@@ -112,21 +114,33 @@ class IngestService:
         active = self.templates.active()
         batch = _Batch(messages, active, source, content_type, format_instant(self.now()))
         resolver = IdentityResolver(self.store, self.resources, active.identity) if active else None
-        planned = []
+        grouped = []
         for index, message in enumerate(messages):
             try:
-                planned.append(self._plan(index, message, active, resolver, batch.issued))
+                grouped.append((index, self._groups(message, active)))
+            except MappingError as error:
+                batch.results[index] = self._reject(batch, index, error)
+        if resolver is not None:
+            resolver.prefetch(group for _, groups in grouped for group in groups)
+        planned = []
+        for index, groups in grouped:
+            try:
+                planned.append(self._plan(index, groups, active, resolver, batch.issued))
             except MappingError as error:
                 batch.results[index] = self._reject(batch, index, error)
         placed = [plan for plan in planned if self._write_identities(batch, plan, resolver)]
-        self._write_observations(placed, batch.issued)
+        failures = self._write_observations(placed, batch.issued)
         for plan in placed:
-            batch.accept(plan)
+            if plan.index in failures:
+                batch.results[plan.index] = self._reject(batch, plan.index, failures[plan.index])
+            else:
+                batch.accept(plan)
         return [batch.results[i] for i in range(len(messages))]
 
     # Mapping (no writes) ---------------------------------------------------
 
-    def _plan(self, index, message, active, resolver, issued):
+    def _groups(self, message, active):
+        """The message's measurements, grouped as the FHIR templates say (pure mapping, no I/O)."""
         if message.parse_error is not None:
             raise MappingError(NOT_JSON, message.parse_error)
         if active is None:
@@ -136,6 +150,10 @@ class IngestService:
         groups, unmapped = group_measurements(measurements, active.fhir)
         if unmapped:
             raise unmapped[0][1]
+        return groups
+
+    def _plan(self, index, groups, active, resolver, issued):
+        """Identity, Observations and their checks for one message's groups (reads only)."""
         items, observations = [], {}
         for group in groups:
             template = active.fhir.for_type(group.type_name)
@@ -179,28 +197,37 @@ class IngestService:
             return False
 
     def _write_observations(self, planned, issued):
-        """Insert new Observations in bulk; merge or skip the ones that exist already."""
+        """Insert new Observations in bulk, then merge the ones that existed; returns {index: error}."""
         instant, millis = issued, int(self.now().timestamp() * 1000)
         fresh, pending = {}, []
         for plan in planned:
-            for obs_id, group, template, identity in plan.items:
-                if obs_id in fresh:
-                    pending.append((obs_id, group, template, identity))
+            for item in plan.items:
+                if item[0] in fresh:
+                    pending.append((plan.index, item))
                 else:
-                    fresh[obs_id] = plan.observations[obs_id]
+                    fresh[item[0]] = plan.observations[item[0]]
         documents = [stored_document("Observation", dict(o), 1, instant, millis) for o in fresh.values()]
         existing = self.store.insert_new("Observation", documents)
-        self.store.add_history_many("Observation", [
+        with_history = self.store.add_history_many("Observation", [
             {"rid": d["_id"], "v": 1, "lu": millis, "at": instant, "method": "PUT", "status": 201,
              "resource": d["resource"]}
             for d in documents if d["_id"] not in existing
         ])
-        for plan in planned:
-            for obs_id, group, template, identity in plan.items:
-                if obs_id in existing:
-                    pending.append((obs_id, group, template, identity))
-        for obs_id, group, template, identity in pending:
-            self._merge_into_existing(obs_id, group, template, identity, issued)
+        for obs_id in with_history:
+            # Deleted before: version 1 is in history already. Take the insert back and write
+            # the Observation as the next version after its history (the merge path does).
+            self.store.remove("Observation", obs_id, 1)
+            existing.add(obs_id)
+        pending += [(plan.index, item) for plan in planned for item in plan.items if item[0] in existing]
+        failures = {}
+        for index, item in pending:
+            if index in failures:
+                continue
+            try:
+                self._merge_into_existing(*item, issued)
+            except FhirError as error:
+                failures[index] = MappingError(WRITE_FAILED, f"Observation/{item[0]}: {error.diagnostics}")
+        return failures
 
     def _merge_into_existing(self, obs_id, group, template, identity, issued):
         """Write a group into an Observation that exists (same message again, or same window)."""
@@ -277,13 +304,11 @@ class DeadLetterService:
 
     def page(self, reason=None, since=None, until=None, count=None, token=None):
         """(letters newest first, next page token or None)."""
-        limit = self.default_count if count is None else min(count, self.max_count)
+        limit = self.default_count if count is None else parse_count(count, self.max_count)
         after = decode_cursor(token, self.KIND)[0] if token else None
         rows = self.store.dead_letter_page(reason, since, until, limit + 1, after)
-        following = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            following = encode_cursor(self.KIND, (rows[-1]["received"], rows[-1]["dlid"]), "n")
+        more, rows = len(rows) > limit, rows[:limit]
+        following = encode_cursor(self.KIND, (rows[-1]["received"], rows[-1]["dlid"]), "n") if more and rows else None
         return [public_letter(r) for r in rows], following
 
     def get(self, letter_id):

@@ -1,5 +1,6 @@
 """The active mapping templates: validated together, versioned, compiled once per version."""
 
+import time
 from dataclasses import dataclass
 
 from ..domain.errors import FhirError, InvalidRequest
@@ -86,9 +87,13 @@ def compile_templates(document):
 class TemplateService:
     """Reads and replaces the versioned templates; keeps compiled versions in memory."""
 
+    # How long a worker trusts its idea of the active version; another process's PUT is seen after at most this.
+    RECHECK_SECONDS = 1.0
+
     def __init__(self, ingest_store):
         self.store = ingest_store
         self._compiled = {}
+        self._active = (None, float("-inf"))  # (ActiveTemplates or None, monotonic time checked)
 
     def put(self, document):
         """Validate and store a new version; returns its description."""
@@ -106,6 +111,7 @@ class TemplateService:
         self.store.add_templates(stored)
         compiled = ActiveTemplates(version, device, fhir, identity, limits, stored["createdAt"])
         self._compiled[version] = compiled
+        self._active = (compiled, time.monotonic())
         return describe(stored)
 
     def current_document(self):
@@ -114,7 +120,15 @@ class TemplateService:
         return describe(latest) if latest else None
 
     def active(self):
-        """The compiled active version, or None."""
+        """The compiled active version, or None (re-read from the database at most once a second)."""
+        cached, checked = self._active
+        if time.monotonic() - checked < self.RECHECK_SECONDS:
+            return cached
+        found = self._load_active()
+        self._active = (found, time.monotonic())
+        return found
+
+    def _load_active(self):
         latest = self.store.latest_templates()
         if latest is None:
             return None

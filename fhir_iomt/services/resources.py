@@ -151,11 +151,15 @@ class ResourceService:
         if not self.store.remove(resource_type, resource_id, current["v"]):
             raise Conflict(f"{resource_type}/{resource_id} changed while it was being deleted")
         instant, millis = _now()
-        self.store.add_history(
-            resource_type,
-            {"rid": resource_id, "v": current["v"] + 1, "lu": millis, "at": instant,
-             "method": "DELETE", "status": 204, "resource": None},
-        )
+        try:
+            self.store.add_history(
+                resource_type,
+                {"rid": resource_id, "v": current["v"] + 1, "lu": millis, "at": instant,
+                 "method": "DELETE", "status": 204, "resource": None},
+            )
+        except Conflict:
+            self.store.insert(resource_type, current)
+            raise
 
     # Internals -----------------------------------------------------------
 
@@ -177,9 +181,20 @@ class ResourceService:
             self.store.insert(resource_type, document)
         elif not self.store.replace(resource_type, document, current["v"]):
             raise Conflict(f"{resource_type}/{resource['id']} was changed concurrently; retry")
-        self.store.add_history(
-            resource_type,
-            {"rid": resource["id"], "v": version, "lu": millis, "at": instant,
-             "method": method, "status": 201 if current is None else 200, "resource": resource},
-        )
+        try:
+            self.store.add_history(
+                resource_type,
+                {"rid": resource["id"], "v": version, "lu": millis, "at": instant,
+                 "method": method, "status": 201 if current is None else 200, "resource": resource},
+            )
+        except Conflict:
+            self._undo(resource_type, document, current)
+            raise
         return resource
+
+    def _undo(self, resource_type, document, previous):
+        """Put back what was current before a write whose version another writer took in history."""
+        if previous is None:
+            self.store.remove(resource_type, document["_id"], document["v"])
+        else:
+            self.store.replace(resource_type, previous, document["v"])

@@ -9,7 +9,7 @@ import orjson
 
 from ..domain.errors import InvalidRequest, NotFound
 from ..fhir.dates import parse_range
-from ..fhir.query import parse_search
+from ..fhir.query import parse_count, parse_search
 from .resources import check_type
 
 
@@ -144,11 +144,7 @@ class SearchService:
         return Page([], total, following, None, entries=rows)
 
     def _count(self, raw):
-        if raw is None:
-            return self.default_count
-        if not raw.isdigit():
-            raise InvalidRequest(f"_count must be a non-negative integer, got '{raw}'")
-        return min(int(raw), self.max_count)
+        return self.default_count if raw is None else parse_count(raw, self.max_count)
 
     @staticmethod
     def _since(raw):

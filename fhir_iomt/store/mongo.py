@@ -20,17 +20,20 @@ INDEXES = {
         (("s.device", 1), ("s.date", -1), ("s.id", -1)),
         (("s.date", -1), ("s.id", -1)),
         (("s.lu", 1), ("s.id", 1)),
+        (("s.id", 1),),
     ),
     "Device": (
         (("s.identifier", 1),),
         (("s.patient", 1),),
         (("s.lu", 1), ("s.id", 1)),
+        (("s.id", 1),),
     ),
     "Patient": (
         (("s.identifier", 1),),
         (("s.family", 1),),
         (("s.birthdate", 1),),
         (("s.lu", 1), ("s.id", 1)),
+        (("s.id", 1),),
     ),
     HISTORY: (
         (("t", 1), ("rid", 1), ("v", -1)),
@@ -84,6 +87,14 @@ class MongoStore:
         """The stored document of the current version, or None."""
         return self._c(resource_type).find_one({"_id": {"$eq": resource_id}})
 
+    def get_many(self, resource_type, resource_ids):
+        """{id: stored document or None} for several ids, in one query."""
+        found = {resource_id: None for resource_id in resource_ids}
+        if found:
+            for document in self._c(resource_type).find({"_id": {"$in": list(found)}}):
+                found[document["_id"]] = document
+        return found
+
     def insert(self, resource_type, document):
         """Insert a new current version; Conflict if the id is taken."""
         try:
@@ -110,9 +121,10 @@ class MongoStore:
         return self._insert_many(resource_type, documents)
 
     def add_history_many(self, resource_type, entries):
-        """Record many first versions at once (entries as for add_history)."""
+        """Record many versions at once (entries as for add_history); returns the rids whose version existed."""
         documents = [self._history_document(resource_type, entry) for entry in entries]
-        self._insert_many(HISTORY, documents)
+        taken = self._insert_many(HISTORY, documents)
+        return {document["rid"] for document in documents if document["_id"] in taken}
 
     def _insert_many(self, collection, documents):
         if not documents:

@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from fhir_iomt import create_app
+from fhir_iomt.domain.errors import Conflict
 
 from .ingest_helpers import heart_rate, post, put_templates, search, templates
 
@@ -246,3 +247,35 @@ def test_lookup_mode_needs_a_linked_device(client):
     client.post("/fhir/Patient", json={"resourceType": "Patient", "identifier": [{"value": "MRN-9"}]})
     assert _only_result(post(client, heart_rate(patient="MRN-9")))["reason"] == "device-patient-mismatch"
     assert _only_result(post(client, heart_rate(patient="MRN-404")))["reason"] == "unknown-patient"
+
+
+def test_reingest_after_delete_continues_the_version_history(loaded):
+    [reference] = _only_result(post(loaded, heart_rate(72)))["observations"]
+    assert loaded.delete(f"/fhir/{reference}").status_code == 204
+    assert _only_result(post(loaded, heart_rate(72)))["status"] == "accepted"
+    again = loaded.get(f"/fhir/{reference}")
+    assert again.status_code == 200 and again.get_json()["meta"]["versionId"] == "3"
+    history = loaded.get(f"/fhir/{reference}/_history").get_json()
+    assert [e["response"]["etag"] for e in history["entry"]] == ['W/"3"', 'W/"2"', 'W/"1"']
+    updated = dict(again.get_json(), status="amended")
+    response = loaded.put(f"/fhir/{reference}", json=updated, headers={"If-Match": 'W/"3"'})
+    assert response.status_code == 200 and response.get_json()["meta"]["versionId"] == "4"
+
+
+def test_a_message_whose_write_fails_is_dead_lettered_while_the_rest_of_the_batch_is_stored(app, monkeypatch):
+    client = app.test_client()
+    put_templates(client)
+    [reference] = _only_result(post(client, heart_rate(72)))["observations"]
+    services = app.extensions["fhir_iomt"]
+
+    def always_conflicts(*args, **kwargs):
+        raise Conflict("simulated concurrent writer")
+
+    monkeypatch.setattr(services.resources, "update", always_conflicts)
+    body = post(client, [heart_rate(90), heart_rate(75, when="2026-11-23T11:00:00Z")]).get_json()
+    assert [r["status"] for r in body["results"]] == ["rejected", "accepted"]
+    assert body["results"][0]["reason"] == "write-failed"
+    letter = client.get(f"/ingest/dead-letters/{body['results'][0]['deadLetter']}").get_json()
+    assert '"heartRate":90' in letter["payload"]
+    assert client.get(f"/fhir/{reference}").get_json()["valueQuantity"]["value"] == 72
+    assert client.get(f"/fhir/{body['results'][1]['observations'][0]}").status_code == 200
