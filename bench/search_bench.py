@@ -4,18 +4,11 @@ Run with `make bench` (`.venv/bin/python bench/search_bench.py`); BENCH_N=100000
 What it does and how to read the output: bench/README.md.
 """
 
-import contextlib
 import gc
 import http.client
-import importlib.metadata
 import json
-import os
-import platform
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -24,33 +17,41 @@ from urllib.parse import urlencode, urlsplit
 
 import orjson
 import requests
+from common import (
+    RESULTS,
+    ROOT,
+    code_version,
+    describe_code,
+    env_int,
+    machine,
+    percentile,
+    process_tree_rss,
+    start_server,
+    stop_server,
+    summary,
+    timed,
+)
 from pymongo import DESCENDING, MongoClient
 
 from fhir_iomt.fhir.dates import format_instant
 from fhir_iomt.fhir.query import parse_search
 from fhir_iomt.services.resources import stored_document
-from fhir_iomt.store.embedded import EmbeddedMongo, free_port
+from fhir_iomt.store.embedded import EmbeddedMongo
 from fhir_iomt.store.mongo import MongoStore
 from fhir_iomt.store.mongo_query import merge, to_filter
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = Path(__file__).resolve().parent / "results"
 DATABASE = "fhir_iomt_bench"
 COLLECTION = "Observation"
 
 
-def _env_int(name, default):
-    return int(os.environ.get(name) or default)
-
-
-N = _env_int("BENCH_N", 100_000)
-ITERATIONS = _env_int("BENCH_ITER", 300)
-WARMUP = _env_int("BENCH_WARMUP", 30)
-PAGES = _env_int("BENCH_PAGES", 20)
-WALKS = _env_int("BENCH_WALKS", max(10, ITERATIONS // 10))
-BATCH = _env_int("BENCH_BATCH", 1000)
-SEED = _env_int("BENCH_SEED", 20260101)
-CHECKED = _env_int("BENCH_CHECK", 20)  # iterations whose HTTP and raw ids are compared
+N = env_int("BENCH_N", 100_000)
+ITERATIONS = env_int("BENCH_ITER", 300)
+WARMUP = env_int("BENCH_WARMUP", 30)
+PAGES = env_int("BENCH_PAGES", 20)
+WALKS = env_int("BENCH_WALKS", max(10, ITERATIONS // 10))
+BATCH = env_int("BENCH_BATCH", 1000)
+SEED = env_int("BENCH_SEED", 20260101)
+CHECKED = env_int("BENCH_CHECK", 20)  # iterations whose HTTP and raw ids are compared
 
 PATIENTS = 1000
 HEAVY = 10  # patients bench-p0000..p0009 carry 10% of the readings (1% each): deep paging
@@ -187,35 +188,7 @@ def raw_filter(params):
     return to_filter(request.criteria)
 
 
-# Timing ------------------------------------------------------------------------
-
-
-def timed(call):
-    started = time.perf_counter_ns()
-    value = call()
-    return (time.perf_counter_ns() - started) / 1e6, value
-
-
-def percentile(values, fraction):
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    position = (len(ordered) - 1) * fraction
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def summary(samples):
-    return {
-        "n": len(samples),
-        "p50": percentile(samples, 0.50),
-        "p90": percentile(samples, 0.90),
-        "p99": percentile(samples, 0.99),
-        "mean": sum(samples) / len(samples) if samples else None,
-        "min": min(samples, default=None),
-        "max": max(samples, default=None),
-    }
+# Checks ------------------------------------------------------------------------
 
 
 class Mismatch(AssertionError):
@@ -502,76 +475,6 @@ def print_plan(title, result):
             print(f"      {line}")
 
 
-# Processes ------------------------------------------------------------------------
-
-
-def start_server(uri, log_path):
-    """`fhir-iomt serve` as `make run` starts it (no --demo), on MONGODB_URI; waits for /readyz."""
-    port = free_port()
-    environment = dict(os.environ, MONGODB_URI=uri, FHIR_IOMT_MONGODB_DB=DATABASE)
-    environment.pop("FHIR_IOMT_PUBLIC_BASE_URL", None)
-    executable = Path(sys.executable).with_name("fhir-iomt")
-    log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
-    process = subprocess.Popen(
-        [str(executable), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    log.close()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}: {Path(log_path).read_text()}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return process, base
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    stop_server(process)
-    raise RuntimeError(f"the server was not ready within 120 s: {Path(log_path).read_text()}")
-
-
-def stop_server(process):
-    """SIGTERM to the gunicorn arbiter (it stops its workers); SIGKILL the group if it lingers."""
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _rss_kib(pid):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _children(pid):
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            found += [int(child) for child in task.read_text().split()]
-    return found
-
-
-def process_tree_rss(pid):
-    """RSS in MiB of a process and its descendants, per pid."""
-    pids, pending = [], [pid]
-    while pending:
-        current = pending.pop()
-        pids.append(current)
-        pending += _children(current)
-    return {str(each): round(_rss_kib(each) / 1024, 1) for each in pids}
-
-
 # Output ------------------------------------------------------------------------
 
 
@@ -604,8 +507,7 @@ def run():
     print(f"fhir-iomt search benchmark: N={N:,} Observations, {PATIENTS:,} patients, "
           f"{ITERATIONS} iterations (+{WARMUP} warm-up), {WALKS} paging walks of {PAGES} pages")
     code = code_version()
-    print(f"code: {code['fhir_iomt']} at {code['commit']}"
-          f"{' with uncommitted changes' if code['uncommitted_changes'] else ''}")
+    print(describe_code(code))
     data_dir = Path(tempfile.mkdtemp(prefix="fhir-iomt-bench-"))
     database = server = raw = client = None
     try:
@@ -619,7 +521,7 @@ def run():
         gc.collect()
         gc.freeze()
 
-        server, base = start_server(database.uri, data_dir / "server.log")
+        server, base = start_server(database.uri, DATABASE, data_dir / "server.log")
         print(f"server: fhir-iomt serve at {base} (pid {server.pid})")
         http, client, raw = HttpSide(base), HttpClientSide(base), RawSide(database.uri)
 
@@ -709,8 +611,7 @@ def run():
             "n": N, "patients": PATIENTS, "iterations": ITERATIONS, "warmup": WARMUP,
             "walks": WALKS, "pages": PAGES, "count": COUNT, "seed": SEED,
             "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "code": code, "python": platform.python_version(), "cpus": os.cpu_count(),
-            "nx_27017": importlib.metadata.version("nx-27017"),
+            "code": code, **machine(),
             "load": {"docs_per_s": rate, "seconds": load_seconds, "batch": BATCH},
             "results": results, "http_floor_healthz": floor_stats,
             "paging_p50_by_depth": by_depth,
@@ -732,26 +633,6 @@ def run():
         if database is not None:
             database.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def code_version():
-    """The commit, and whether the fhir_iomt package that runs differs from it."""
-    import fhir_iomt
-
-    package = Path(fhir_iomt.__file__).resolve().parent
-    version = {"fhir_iomt": str(package), "commit": None, "uncommitted_changes": None}
-    try:
-        version["commit"] = _git("rev-parse", "HEAD")
-        if package.is_relative_to(ROOT):
-            version["uncommitted_changes"] = bool(_git("status", "--porcelain", "--", str(package)))
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return version
-
-
-def _git(*arguments):
-    return subprocess.run(["git", *arguments], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip()
 
 
 if __name__ == "__main__":
