@@ -8,7 +8,9 @@ import click
 
 from .config import load_config
 
-DEMO_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "demo" / "resources.json"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DEMO_FILE = FIXTURES / "demo" / "resources.json"
+DEVICE_FIXTURES = FIXTURES / "devices"
 
 
 def _app(uri=None):
@@ -26,6 +28,20 @@ def _prepare(app, demo):
         items = json.loads(DEMO_FILE.read_text())
         created = load_resources(services.resources, items)
         click.echo(f"Demo data: {len(items)} resources ({created} new).")
+        if services.templates.current_document() is None:
+            stored = services.templates.put(_fixture_templates())
+            click.echo(f"Demo templates: every device kind of {DEVICE_FIXTURES} (version {stored['version']}).")
+
+
+def _fixture_templates():
+    """The device and FHIR templates of every fixture device kind, as one templates document."""
+    from .services.demo import combine_templates
+
+    pairs = [
+        (json.loads(device.read_text()), json.loads(device.with_name("fhir-template.json").read_text()))
+        for device in sorted(DEVICE_FIXTURES.glob("*/device-template.json"))
+    ]
+    return combine_templates(pairs)
 
 
 @click.group()
@@ -57,6 +73,8 @@ def serve(host, port, workers, threads, demo):
             f"Capabilities:   {base}/fhir/metadata\n"
             f"API docs:       {base}/docs  (OpenAPI: {base}/openapi.json)\n"
             f"Health:         {base}/healthz  {base}/readyz\n"
+            f"Device ingest:  POST {base}/ingest/messages  (templates: {base}/ingest/templates)\n"
+            f"Admin CLI:      MONGODB_URI={uri} {sys.argv[0]} templates load DEVICE.json FHIR.json\n"
             "Stop with Ctrl-C."
         )
 
