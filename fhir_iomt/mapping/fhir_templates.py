@@ -356,6 +356,11 @@ def _unit_problems(codes, value, path, problems):
         elif value.value_type not in NUMERIC_TYPES:
             problems.add(_join(path, "valueType"), f"{entry.loinc} ({entry.display}) needs a Quantity or "
                                                    f"SampledData value, not {value.value_type}")
+        elif entry.in_profile and value.value_type != QUANTITY:
+            # The R4 vital-signs profiles of these codes (heart rate, SpO2, BP components...) allow
+            # valueQuantity only; a waveform belongs under its own (e.g. MDC) code.
+            problems.add(_join(path, "valueType"), f"{entry.loinc} ({entry.display}) is a vital sign: its R4 "
+                                                   f"profile requires a Quantity value, not {value.value_type}")
         else:
             _ucum_problems(entry, allowed, value, path, problems)
 
@@ -377,6 +382,9 @@ def _ucum_problems(entry, allowed, value, path, problems):
 
 def _panel_problems(template, path, problems):
     loinc = set(vs.loinc_codes(template.codes))
+    if "59408-5" in loinc and "2708-6" not in loinc:
+        problems.add(_join(path, "codes"), "59408-5 (pulse oximetry) needs the 2708-6 (Oxygen saturation) "
+                                           "coding too: the R4 oxygen-saturation profile requires it")
     component_loinc = [set(vs.loinc_codes(component.codes)) for component in template.components]
     for entry in vs.table_entries(template.codes):
         for required in entry.components:

@@ -202,17 +202,14 @@ def _concept(spec):
     return {"valueCodeableConcept": concept}
 
 
-def _value(spec, codes, group, span, prior_element, prior_start):
-    """The value[x] of a spec from the group's values, merged with a prior element's; None without values."""
-    values = _values(group, spec.value_name)
-    if not values:
-        return None
+# When the single value of a window was measured: a later message only replaces it with a newer reading,
+# so that arrival order never decides the value and a retried older message changes nothing.
+OBSERVED_AT = "urn:fhir-iomt:extension:observed-at"
+
+
+def _single_value(spec, codes, values):
     if spec.value_type == QUANTITY:
         return _quantity(spec, codes, values)
-    if spec.value_type == SAMPLED_DATA:
-        stored = (prior_element or {}).get("valueSampledData")
-        prior = _existing_samples(stored, prior_start) if isinstance(stored, dict) else []
-        return _sampled_data(spec, codes, values, span, prior)
     if spec.value_type == STRING:
         return {"valueString": str(values[-1][1]).strip()}
     if spec.value_type == CODEABLE_CONCEPT:
@@ -220,8 +217,50 @@ def _value(spec, codes, group, span, prior_element, prior_start):
     raise MappingError(INVALID_OBSERVATION, f"unsupported valueType {spec.value_type}")
 
 
+def _observed_at(element):
+    """When the value of a stored element was measured (see OBSERVED_AT), or None."""
+    element = element or {}
+    holders = (element.get("valueQuantity"), element.get("valueCodeableConcept"), element.get("_valueString"))
+    for holder in holders:
+        for extension in (holder or {}).get("extension") or ():
+            if extension.get("url") == OBSERVED_AT:
+                return _parse_datetime(extension.get("valueDateTime"))
+    return None
+
+
+def _stamped(value, moment):
+    stamp = {"url": OBSERVED_AT, "valueDateTime": format_datetime(moment)}
+    if "valueString" in value:
+        return {**value, "_valueString": {"extension": [stamp]}}
+    key = next(iter(value))
+    return {key: {**value[key], "extension": [stamp]}}
+
+
+def _windowed_value(spec, codes, values, prior_element):
+    """The latest value by measurement time among the group's and the stored one."""
+    moment = values[-1][0]
+    prior_moment = _observed_at(prior_element)
+    if prior_moment is not None and prior_moment > moment:
+        return {k: v for k, v in prior_element.items() if k.startswith(("value", "_value"))}
+    return _stamped(_single_value(spec, codes, values), moment)
+
+
+def _value(spec, codes, group, span, prior_element, prior_start, windowed=False):
+    """The value[x] of a spec from the group's values, merged with a prior element's; None without values."""
+    values = _values(group, spec.value_name)
+    if not values:
+        return None
+    if spec.value_type == SAMPLED_DATA:
+        stored = (prior_element or {}).get("valueSampledData")
+        prior = _existing_samples(stored, prior_start) if isinstance(stored, dict) else []
+        return _sampled_data(spec, codes, values, span, prior)
+    if windowed:
+        return _windowed_value(spec, codes, values, prior_element)
+    return _single_value(spec, codes, values)
+
+
 def _without_values(element):
-    return {key: value for key, value in element.items() if not key.startswith("value")}
+    return {key: value for key, value in element.items() if not key.startswith(("value", "_value"))}
 
 
 # --- Codes and components ----------------------------------------------------------------------------
@@ -284,7 +323,8 @@ def _components(template, group, span, existing, prior_start):
     for component in template.components:
         index = _find_component(components, component)
         prior = components[index] if index is not None else None
-        value = _value(component.value, component.codes, group, span, prior, prior_start)
+        value = _value(component.value, component.codes, group, span, prior, prior_start,
+                       template.period_interval != SINGLE)
         if value is None:
             continue
         built = {"code": _component_code(component), **value}
@@ -355,7 +395,8 @@ def build_observation(group, template, patient_ref, device_ref, issued, existing
         "device": _reference(device_ref),
     })
     if template.value is not None:
-        value = _value(template.value, template.codes, group, span, existing, prior_start)
+        value = _value(template.value, template.codes, group, span, existing, prior_start,
+                       template.period_interval != SINGLE)
         if value is not None:
             observation = {**_without_values(observation), **value}
     components = _components(template, group, span, existing, prior_start)

@@ -279,3 +279,17 @@ def test_a_message_whose_write_fails_is_dead_lettered_while_the_rest_of_the_batc
     assert '"heartRate":90' in letter["payload"]
     assert client.get(f"/fhir/{reference}").get_json()["valueQuantity"]["value"] == 72
     assert client.get(f"/fhir/{body['results'][1]['observations'][0]}").status_code == 200
+
+
+def test_hourly_window_keeps_the_latest_reading_by_time_and_retries_change_nothing(client):
+    body = templates()
+    body["fhirTemplate"]["template"][0]["template"]["periodInterval"] = 60
+    assert client.put("/ingest/templates", json=body).status_code == 200
+    later, earlier = heart_rate(80, when="2026-11-23T10:20:00Z"), heart_rate(70, when="2026-11-23T10:05:00Z")
+    values = []
+    for message in (later, earlier, later, earlier):
+        [reference] = _only_result(post(client, message))["observations"]
+        observation = client.get(f"/fhir/{reference}").get_json()
+        values.append((observation["valueQuantity"]["value"], observation["meta"]["versionId"]))
+    assert values == [(80, "1")] * 4
+    assert observation["effectivePeriod"] == {"start": "2026-11-23T10:00:00.000Z", "end": "2026-11-23T10:59:59.999Z"}

@@ -43,7 +43,14 @@ HEART_RATE = code_value(
     "heartrate",
     [loinc("8867-4", "Heart rate")],
     periodInterval=HOURLY,
-    value={"valueName": "hr", "valueType": "SampledData", "defaultPeriod": 1000, "unit": "/min"},
+    value={"valueName": "hr", "valueType": "Quantity", "unit": "/min", "code": "/min",
+           "system": "http://unitsofmeasure.org"},
+)
+ECG_WAVE = code_value(
+    "ecgwave",
+    [{"system": "urn:iso:std:iso:11073:10101", "code": "131330", "display": "ECG lead I"}],
+    periodInterval=HOURLY,
+    value={"valueName": "mv", "valueType": "SampledData", "defaultPeriod": 8, "unit": "mV"},
 )
 BLOOD_PRESSURE = code_value(
     "bloodpressure",
@@ -102,14 +109,18 @@ def assert_problem(document, path, fragment, device_templates=None):
 
 
 def test_valid_collection_loads_every_value_type():
-    templates = load_fhir_templates(collection(HEART_RATE, BLOOD_PRESSURE, TEMPERATURE, WORN, NOTE))
-    assert len(templates) == 5
-    assert templates.for_type("heartrate").value.value_type == SAMPLED_DATA
+    templates = load_fhir_templates(collection(HEART_RATE, ECG_WAVE, BLOOD_PRESSURE, TEMPERATURE, WORN, NOTE))
+    assert len(templates) == 6
+    assert templates.for_type("ecgwave").value.value_type == SAMPLED_DATA
+    assert templates.for_type("ecgwave").value.default_period == 8
+    assert templates.for_type("ecgwave").value.unit == "mV"
+    assert templates.for_type("heartrate").value.value_type == QUANTITY
     assert templates.for_type("temperature").value.value_type == QUANTITY
     assert templates.for_type("deviceWorn").value.value_type == CODEABLE_CONCEPT
     assert templates.for_type("note").value.value_type == STRING
     assert templates.for_type("note").period_interval == CORRELATION
     assert templates.for_type("heartrate").period_interval == HOURLY
+    assert templates.for_type("ecgwave").period_interval == HOURLY
     assert templates.for_type("temperature").period_interval == SINGLE
 
 
@@ -131,12 +142,15 @@ def test_template_fields_are_exposed():
 
 
 def test_json_text_and_medtech_spellings_are_accepted():
-    document = collection(HEART_RATE)
+    document = collection(copy.deepcopy(ECG_WAVE), copy.deepcopy(HEART_RATE))
     document["templateType"] = "CollectionFhirTemplate"
     document["template"][0]["templateType"] = "codevaluefhirtemplate"
     document["template"][0]["template"]["value"]["valueType"] = "sampleddata"
+    document["template"][1]["templateType"] = "CODEVALUEFHIR"
+    document["template"][1]["template"]["value"]["valueType"] = "QUANTITY"
     templates = load_fhir_templates(json.dumps(document))
-    assert templates.for_type("heartrate").value.value_type == SAMPLED_DATA
+    assert templates.for_type("ecgwave").value.value_type == SAMPLED_DATA
+    assert templates.for_type("heartrate").value.value_type == QUANTITY
 
 
 @pytest.mark.parametrize("interval", [0, 60, 1440, -1])
@@ -185,8 +199,10 @@ def test_glucose_and_steps_units_are_accepted():
 
 
 def test_device_templates_producing_every_value_pass():
-    device = FakeDeviceTemplates({"HeartRate": {"hr"}, "bloodpressure": {"systolic", "diastolic", "pulse"}})
-    assert len(load_fhir_templates(collection(HEART_RATE, BLOOD_PRESSURE), device)) == 2
+    device = FakeDeviceTemplates(
+        {"HeartRate": {"hr"}, "EcgWave": {"mv"}, "bloodpressure": {"systolic", "diastolic", "pulse"}}
+    )
+    assert len(load_fhir_templates(collection(HEART_RATE, ECG_WAVE, BLOOD_PRESSURE), device)) == 3
 
 
 # --- Structural problems ---
@@ -271,7 +287,7 @@ def test_missing_value_name_is_reported():
 
 
 def test_sampled_data_needs_a_positive_default_period():
-    entry = copy.deepcopy(HEART_RATE)
+    entry = copy.deepcopy(ECG_WAVE)
     entry["template"]["value"]["defaultPeriod"] = 0
     assert_problem(collection(entry), "template[0].template.value.defaultPeriod", "defaultPeriod > 0")
 
@@ -323,10 +339,13 @@ def test_type_name_no_device_template_produces_is_reported():
 
 
 def test_value_name_not_produced_by_the_device_type_is_reported():
-    device = FakeDeviceTemplates({"heartrate": {"heartRate"}})
-    assert_problem(
-        collection(HEART_RATE), "template[0].template.value.valueName", "'hr' is not a value", device
-    )
+    device = FakeDeviceTemplates({"heartrate": {"heartRate"}, "ecgwave": {"ecg"}})
+    problems = problems_of(collection(HEART_RATE, ECG_WAVE), device)
+    assert (
+        "template[0].template.value.valueName",
+        "'hr' is not a value of type 'heartrate' (it has: heartRate)",
+    ) in problems
+    assert ("template[1].template.value.valueName", "'mv' is not a value of type 'ecgwave' (it has: ecg)") in problems
 
 
 def test_component_value_name_not_produced_is_reported():
@@ -357,16 +376,45 @@ def test_medtech_units_are_refused(codes, unit):
     )
 
 
-def test_sampled_data_unit_of_a_vital_sign_is_checked():
+def test_sampled_data_of_a_vital_sign_is_refused_whatever_its_unit():
     entry = copy.deepcopy(HEART_RATE)
-    entry["template"]["value"]["unit"] = "count/min"
+    entry["template"]["value"] = {"valueName": "hr", "valueType": "SampledData", "defaultPeriod": 1000,
+                                  "unit": "count/min"}
+    assert problems_of(collection(entry)) == [(
+        "template[0].template.value.valueType",
+        "8867-4 (Heart rate) is a vital sign: its R4 profile requires a Quantity value, not SampledData",
+    )]
+
+
+def test_quantity_unit_of_a_vital_sign_is_checked():
+    entry = copy.deepcopy(HEART_RATE)
+    entry["template"]["value"]["unit"] = entry["template"]["value"]["code"] = "count/min"
     assert_problem(collection(entry), "template[0].template.value.unit", "not an allowed UCUM unit of 8867-4")
+    assert_problem(collection(entry), "template[0].template.value.code", "not an allowed UCUM unit of 8867-4")
+
+
+def test_sampled_data_unit_of_a_table_code_outside_the_profile_is_checked():
+    # a continuous glucose monitor: glucose is in the unit table but not a vital sign, so SampledData is allowed
+    cgm = code_value(
+        "cgm",
+        [loinc("41653-7")],
+        periodInterval=HOURLY,
+        value={"valueName": "mgdl", "valueType": "SampledData", "defaultPeriod": 300000, "unit": "mmol/L"},
+    )
+    assert_problem(collection(cgm), "template[0].template.value.unit", "not an allowed UCUM unit of 41653-7")
+    cgm["template"]["value"]["unit"] = "mg/dL"
+    assert load_fhir_templates(collection(cgm)).for_type("cgm").value.value_type == SAMPLED_DATA
 
 
 def test_vital_sign_value_needs_a_unit():
     entry = copy.deepcopy(HEART_RATE)
     del entry["template"]["value"]["unit"]
+    del entry["template"]["value"]["code"]
     assert_problem(collection(entry), "template[0].template.value.unit", "needs a UCUM unit")
+    cgm = code_value(
+        "cgm", [loinc("41653-7")], value={"valueName": "mgdl", "valueType": "SampledData", "defaultPeriod": 1000}
+    )
+    assert_problem(collection(cgm), "template[0].template.value.unit", "needs a UCUM unit")
 
 
 def test_vital_sign_quantity_needs_ucum_system():
@@ -472,8 +520,9 @@ def test_component_code_equal_to_the_observation_code_is_reported():
 
 
 def test_medtech_style_collection_reports_every_problem_and_applies_nothing():
-    heart_rate = copy.deepcopy(HEART_RATE)
-    heart_rate["template"]["value"]["unit"] = "count/min"
+    heart_rate = copy.deepcopy(HEART_RATE)  # MedTech's sample: heart rate as SampledData in count/min
+    heart_rate["template"]["value"] = {"valueName": "hr", "valueType": "SampledData", "defaultPeriod": 5000,
+                                       "unit": "count/min"}
     bp = copy.deepcopy(BLOOD_PRESSURE)
     bp["template"]["components"][1]["codes"] = [loinc("8867-4", "Diastolic blood pressure")]
     for component in bp["template"]["components"]:
@@ -481,7 +530,8 @@ def test_medtech_style_collection_reports_every_problem_and_applies_nothing():
     temperature = code_value("temperature", [loinc("8310-5")], value=quantity("temp", "degC"))
     problems = problems_of(collection(heart_rate, NOTE, bp, temperature))
     paths = {path for path, _ in problems}
-    assert "template[0].template.value.unit" in paths
+    assert any(path == "template[0].template.value.valueType" and "requires a Quantity value" in message
+               for path, message in problems)
     assert "template[2].template.components[0].value.unit" in paths
     assert "template[2].template.components[1].codes" in paths
     assert "template[2].template.components" in paths
@@ -495,3 +545,17 @@ def test_template_error_message_lists_paths():
     with pytest.raises(TemplateError) as error:
         load_fhir_templates(collection(entry))
     assert "template[0].template.value.unit: 'degC'" in str(error.value)
+
+
+def test_vital_sign_as_sampled_data_is_refused_because_its_profile_needs_a_quantity():
+    entry = copy.deepcopy(HEART_RATE)
+    entry["template"]["value"] = {"valueName": "hr", "valueType": "SampledData", "defaultPeriod": 1000,
+                                  "unit": "/min"}
+    assert_problem(collection(entry), "template[0].template.value.valueType", "requires a Quantity value")
+
+
+def test_pulse_oximetry_code_needs_the_oxygen_saturation_code():
+    entry = code_value("spo2", [loinc("59408-5")], value=quantity("spo2", "%"))
+    assert_problem(collection(entry), "template[0].template.codes", "needs the 2708-6")
+    both = code_value("spo2", [loinc("2708-6"), loinc("59408-5")], value=quantity("spo2", "%"))
+    assert len(load_fhir_templates(collection(both))) == 1

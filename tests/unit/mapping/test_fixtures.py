@@ -346,9 +346,11 @@ def test_the_daily_steps_observation_keeps_the_days_last_count():
     _, built = run("wearable", "sync-evening.json")
     steps = [obs for _, obs in built if primary_code(obs) == "41950-7"]
     assert len(steps) == 1
-    assert steps[0]["valueQuantity"] == {
-        "value": 9874, "unit": "{steps}", "system": vs.UCUM, "code": "{steps}",
-    }
+    quantity = dict(steps[0]["valueQuantity"])
+    observed = quantity.pop("extension")
+    assert quantity == {"value": 9874, "unit": "{steps}", "system": vs.UCUM, "code": "{steps}"}
+    # the day's value records when it was measured, so an older message never replaces it
+    assert observed == [{"url": "urn:fhir-iomt:extension:observed-at", "valueDateTime": "2026-03-02T21:00:00Z"}]
 
 
 def test_the_two_thermometer_vendors_keep_their_own_units():

@@ -19,6 +19,7 @@ from fhir_iomt.mapping.fhir_templates import load_fhir_templates
 from fhir_iomt.mapping.group import group_measurements
 from fhir_iomt.mapping.to_fhir import (
     OBSERVATION_ID_SYSTEM,
+    OBSERVED_AT,
     TYPE_SYSTEM,
     build_observation,
     format_datetime,
@@ -51,7 +52,7 @@ TEMPLATES = load_fhir_templates(
         "template": [
             code_value(
                 "heartrate",
-                [loinc("8867-4", "Heart rate")],
+                [{"system": "urn:iso:std:iso:11073:10101", "code": "147842", "display": "Heart rate (ECG)"}],
                 periodInterval=60,
                 value={"valueName": "hr", "valueType": "SampledData", "defaultPeriod": 60000, "unit": "/min"},
             ),
@@ -95,6 +96,12 @@ TEMPLATES = load_fhir_templates(
                 value={"valueName": "rmssd", "valueType": "SampledData", "defaultPeriod": 1000, "unit": "ms"},
             ),
             code_value("glucose", [loinc("41653-7")], value=ucum("mgdl", "mg/dL")),
+            code_value(  # a continuous glucose monitor: a table code outside the vital signs, so SampledData
+                "cgm",
+                [loinc("41653-7")],
+                periodInterval=60,
+                value={"valueName": "mgdl", "valueType": "SampledData", "defaultPeriod": 300000, "unit": "mg/dL"},
+            ),
         ],
     }
 )
@@ -143,9 +150,9 @@ def assert_vital_signs_profile(observation):
     assert "effectiveDateTime" in observation or "effectivePeriod" in observation
     if "valueQuantity" in observation:
         assert_ucum_quantity(observation["valueQuantity"], codes[0])
-    if "valueSampledData" in observation:
-        assert_ucum_quantity(observation["valueSampledData"]["origin"], codes[0])
+    assert "valueSampledData" not in observation  # the R4 per-measure profiles allow valueQuantity only
     for component in observation.get("component", ()):
+        assert "valueSampledData" not in component
         if "valueQuantity" in component:
             assert_ucum_quantity(component["valueQuantity"], vs.loinc_codes(component["code"]["coding"])[0])
     if vs.BP_PANEL in codes:
@@ -222,7 +229,9 @@ def test_numbers_become_strings_for_string_values():
 
 def test_codeable_concept_value_comes_from_the_template():
     observation = one(m("worn", datetime(2026, 3, 1, 8, 5, tzinfo=UTC), worn="true"))
-    assert observation["valueCodeableConcept"] == {
+    concept = dict(observation["valueCodeableConcept"])
+    assert concept.pop("extension") == [observed_at("2026-03-01T08:05:00Z")]
+    assert concept == {
         "coding": [{"system": VENDOR, "code": "worn", "display": "Worn"}],
         "text": "Device worn",
     }
@@ -295,12 +304,26 @@ def test_sampled_data_fills_an_hour_with_gaps():
     assert tokens[:4] == ["70", "E", "72.5", "E"]
     assert tokens[-1] == "90"
     assert tokens.count("E") == 57
-    assert sampled["origin"] == {"value": 0, "unit": "/min", "system": vs.UCUM, "code": "/min"}
+    assert sampled["origin"] == {"value": 0, "unit": "/min"}  # an MDC code: no unit table, the unit as written
     assert (sampled["period"], sampled["dimensions"]) == (60000, 1)
     assert observation["effectivePeriod"] == {
         "start": "2026-03-01T08:00:00.000Z",
         "end": "2026-03-01T08:59:59.999Z",
     }
+    assert observation["code"]["coding"][0] == {
+        "system": vs.MDC, "code": "147842", "display": "Heart rate (ECG)",
+    }
+    assert "category" not in observation  # not a LOINC vital sign
+
+
+def test_sampled_data_origin_of_a_table_code_is_a_ucum_quantity():
+    observation = one(m("cgm", hour(0), mgdl=110), m("cgm", hour(12), mgdl=118.5))
+    sampled = observation["valueSampledData"]
+    assert sampled["origin"] == {"value": 0, "unit": "mg/dL", "system": vs.UCUM, "code": "mg/dL"}
+    assert_ucum_quantity(sampled["origin"], "41653-7")
+    assert sampled["period"] == 300000
+    assert sampled["data"] == " ".join(["110", "E", "118.5"] + ["E"] * 9)  # the hour in 5-minute slots
+    assert "category" not in observation
 
 
 def test_later_value_wins_on_the_same_slot():
@@ -398,7 +421,17 @@ def test_merge_replaces_the_category_and_code_from_the_template():
 def test_codeable_concept_merge():
     stored = one(m("worn", hour(5), worn=1))
     merged = one(m("worn", hour(6), worn=1), existing=stored)
-    assert merged["valueCodeableConcept"] == stored["valueCodeableConcept"]
+    assert merged["valueCodeableConcept"]["coding"] == stored["valueCodeableConcept"]["coding"]
+    assert merged["valueCodeableConcept"]["extension"] == [observed_at(format_datetime(hour(6)))]
+
+
+def test_windowed_value_keeps_the_latest_reading_by_time_whatever_the_arrival_order():
+    later = one(m("worn", hour(30), worn=1))
+    assert one(m("worn", hour(10), worn=1), existing=later)["valueCodeableConcept"] == later["valueCodeableConcept"]
+
+
+def observed_at(text):
+    return {"url": OBSERVED_AT, "valueDateTime": text}
 
 
 # --- Ids ---
@@ -570,5 +603,9 @@ def test_built_observations_can_be_checked_against_limits():
     assert vs.check_limits(observation) == [
         "Observation.component[0].value: 8480-6 value 350 mm[Hg] is outside 40..300 mm[Hg]"
     ]
-    sampled = one(m("heartrate", hour(1), hr=72), m("heartrate", hour(2), hr=10))
-    assert len(vs.check_limits(sampled)) == 1
+    sampled = one(m("cgm", hour(1), mgdl=105), m("cgm", hour(20), mgdl=5))
+    assert vs.check_limits(sampled) == ["Observation.value: 41653-7 value 5 mg/dL is outside 10..1000 mg/dL"]
+    pulse = one(m("pulse", hour(1), bpm=10))
+    assert vs.check_limits(pulse) == ["Observation.value: 8867-4 value 10 /min is outside 20..300 /min"]
+    waveform = one(m("heartrate", hour(1), hr=72), m("heartrate", hour(2), hr=10))
+    assert vs.check_limits(waveform) == []  # limits are per LOINC code: an MDC-coded waveform has none
