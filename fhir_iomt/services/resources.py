@@ -17,6 +17,7 @@ from ..domain.errors import (
 from ..fhir.dates import format_instant
 from ..fhir.params import RESOURCE_TYPES, extract_search_fields
 from ..fhir.validation import validate_resource
+from .conditional import ConditionalCreate, condition_key
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
@@ -100,13 +101,17 @@ class ResourceService:
         """
         check_type(resource_type)
         validate_resource(resource_type, body)
-        if if_none_exist is not None:
-            existing = self._conditional_match(resource_type, if_none_exist, base)
-            if existing is not None:
-                return WriteResult(existing, created=False)
-        resource = dict(body, id=str(uuid.uuid4()))
-        written = self._write(resource_type, resource, 1, None, "POST", base)
-        return WriteResult(written, True)
+
+        def create():
+            return self._write(resource_type, dict(body, id=str(uuid.uuid4())), 1, None, "POST", base)
+
+        if if_none_exist is None:
+            return WriteResult(create(), True)
+        key = condition_key(resource_type, if_none_exist)
+        resource, created = ConditionalCreate(self.store).run(
+            key, lambda: self._conditional_match(resource_type, if_none_exist, base), create
+        )
+        return WriteResult(resource, created)
 
     def create_with_id(self, resource_type, resource):
         """Create version 1 under the resource's own id; Conflict if that id exists."""

@@ -9,6 +9,7 @@ from .mongo_query import merge, to_filter
 HISTORY = "history"
 TEMPLATES = "ingest_templates"
 DEAD_LETTERS = "ingest_dead_letters"
+CONDITIONS = "conditional_claims"
 DUPLICATE_KEY = 11000
 DATABASE_ERRORS = PyMongoError
 
@@ -138,6 +139,32 @@ class MongoStore:
             if others:
                 raise
             return {documents[e["index"]]["_id"] for e in errors}
+
+    # Conditional-create claims ----------------------------------------------
+
+    def claim_condition(self, key, token, now):
+        """Hold the claim of a condition: None when taken now, else the current holder's claim."""
+        try:
+            self._c(CONDITIONS).insert_one({"_id": key, "token": token, "rid": None, "at": now})
+            return None
+        except DuplicateKeyError:
+            return self._c(CONDITIONS).find_one({"_id": {"$eq": key}}) or {"token": None, "rid": None, "at": now}
+
+    def take_over_condition(self, key, old_token, token, now):
+        """Take a stale claim from `old_token`; False if someone else changed it first."""
+        result = self._c(CONDITIONS).update_one(
+            {"_id": {"$eq": key}, "token": {"$eq": old_token}}, {"$set": {"token": token, "rid": None, "at": now}}
+        )
+        return result.modified_count == 1
+
+    def settle_condition(self, key, token, resource_id):
+        """Record which resource a held claim produced."""
+        self._c(CONDITIONS).update_one({"_id": {"$eq": key}, "token": {"$eq": token}},
+                                       {"$set": {"rid": resource_id}})
+
+    def release_condition(self, key, token):
+        """Give a claim up (its create failed)."""
+        self._c(CONDITIONS).delete_one({"_id": {"$eq": key}, "token": {"$eq": token}})
 
     # History ---------------------------------------------------------------
 

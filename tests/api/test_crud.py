@@ -336,3 +336,37 @@ def test_prefer_return_operation_outcome(client):
     assert response.headers["ETag"] == 'W/"1"'
     assert client.get(location).status_code == 200
     assert total_of(client, "Patient") == 1
+
+
+def test_conditional_create_from_eight_threads_at_once_creates_one_resource(app):
+    import threading
+
+    body = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "MRN-RACE"}]}
+    statuses, barrier = [], threading.Barrier(8)
+
+    def send():
+        client = app.test_client()
+        barrier.wait()
+        response = client.post("/fhir/Patient", json=body, headers={"If-None-Exist": "identifier=urn:mrn|MRN-RACE"})
+        statuses.append((response.status_code, response.get_json()["id"]))
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(code for code, _ in statuses) == [200] * 7 + [201]
+    assert len({rid for _, rid in statuses}) == 1
+    total = app.test_client().get("/fhir/Patient?identifier=urn:mrn|MRN-RACE&_summary=count").get_json()["total"]
+    assert total == 1
+
+
+def test_conditional_create_after_the_match_was_deleted_creates_again(client):
+    body = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "MRN-GONE"}]}
+    headers = {"If-None-Exist": "identifier=urn:mrn|MRN-GONE"}
+    first = client.post("/fhir/Patient", json=body, headers=headers)
+    assert first.status_code == 201
+    assert client.delete(f"/fhir/Patient/{first.get_json()['id']}").status_code == 204
+    second = client.post("/fhir/Patient", json=body, headers=headers)
+    assert second.status_code == 201 and second.get_json()["id"] != first.get_json()["id"]
+    assert client.post("/fhir/Patient", json=body, headers=headers).status_code == 200
