@@ -4,7 +4,8 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ..domain.errors import Conflict
-from .mongo_query import merge, to_filter
+from ..fhir import expr
+from .mongo_query import branches, merge, to_filter
 
 HISTORY = "history"
 TEMPLATES = "ingest_templates"
@@ -217,9 +218,21 @@ class MongoStore:
     # Search ----------------------------------------------------------------
 
     def search_page(self, resource_type, criteria, sort_key, descending, limit, after):
-        """One page of current versions matching criteria, ordered by (sort key, id)."""
+        """One page of current versions matching criteria, ordered by (sort key, id).
+
+        An OR is run branch by branch (each an indexed query) and the sorted pages merged.
+        """
         keys = ("s." + sort_key, "s.id")
-        return self._keyset(self._c(resource_type), to_filter(criteria), keys, descending, limit, after)
+        collection = self._c(resource_type)
+        split = branches(criteria)
+        if split is None or len(split) == 1:
+            return self._keyset(collection, to_filter(criteria), keys, descending, limit, after)
+        merged = {}
+        for branch in split:
+            for row in self._keyset(collection, to_filter(expr.all_of(branch)), keys, descending, limit, after):
+                merged[row["_id"]] = row
+        ordered = sorted(merged.values(), key=lambda row: (row["s"][sort_key], row["s"]["id"]), reverse=descending)
+        return ordered[:limit]
 
     def count(self, resource_type, criteria):
         """Number of current versions matching criteria."""

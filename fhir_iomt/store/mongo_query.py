@@ -84,3 +84,41 @@ def to_filter(node):
     if isinstance(node, expr.Any):
         return {"$or": [to_filter(part) for part in node.parts]}
     raise TypeError(f"unknown criterion {node!r}")
+
+
+MAX_BRANCHES = 16
+
+
+def _product(lists):
+    combined = [[]]
+    for options in lists:
+        combined = [done + option for done in combined for option in options]
+        if len(combined) > MAX_BRANCHES:
+            return None
+    return combined
+
+
+def branches(node):
+    """The criteria as an OR of AND-only branches (lists of leaves), or None when there would be too many.
+
+    The embedded server scans a whole collection for a `$or` or a `$in` on a scalar field; each
+    branch instead is a plain conjunction served by an index (MongoDB does the same split itself).
+    """
+    if node is None:
+        return [[]]
+    if isinstance(node, expr.AnyOf) and not node.array and len(node.values) > 1:
+        if len(node.values) > MAX_BRANCHES:
+            return None
+        return [[expr.AnyOf(node.field, (value,))] for value in node.values]
+    if isinstance(node, expr.Any):
+        found = []
+        for part in node.parts:
+            expanded = branches(part)
+            if expanded is None:
+                return None
+            found += expanded
+        return found if len(found) <= MAX_BRANCHES else None
+    if isinstance(node, expr.All):
+        parts = [branches(part) for part in node.parts]
+        return None if any(p is None for p in parts) else _product(parts)
+    return [[node]]

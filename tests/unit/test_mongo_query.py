@@ -39,3 +39,23 @@ def test_or_and_patterns():
 
 def test_no_criteria_matches_everything():
     assert to_filter(None) == {}
+
+
+def test_or_branches_are_and_only_conjunctions():
+    from fhir_iomt.store.mongo_query import branches
+
+    patient = expr.AnyOf("patient", ("Patient/1",))
+    node = expr.All((patient, expr.AnyOf("status", ("final", "amended")),
+                     expr.Any((expr.Compare("date", "lt", 1), expr.Compare("date_end", "gt", 9)))))
+    found = branches(node)
+    assert len(found) == 4
+    assert all(patient in branch and len(branch) == 3 for branch in found)
+    assert [expr.AnyOf("status", ("amended",)), expr.Compare("date_end", "gt", 9)] == found[3][1:]
+
+
+def test_array_in_stays_one_condition_and_too_many_branches_give_up():
+    from fhir_iomt.store.mongo_query import MAX_BRANCHES, branches
+
+    assert branches(expr.AnyOf("code", ("a", "b"), True)) == [[expr.AnyOf("code", ("a", "b"), True)]]
+    many = expr.AnyOf("status", tuple(str(i) for i in range(MAX_BRANCHES + 1)))
+    assert branches(many) is None
