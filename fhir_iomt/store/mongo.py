@@ -48,6 +48,16 @@ INDEXES = {
 }
 
 
+def _history_query(resource_type, resource_id, since_ms):
+    """Filter of a history request: one type, optionally one resource and a lower time bound."""
+    query = {"t": {"$eq": resource_type}}
+    if resource_id is not None:
+        query["rid"] = {"$eq": resource_id}
+    if since_ms is not None:
+        query["lu"] = {"$gte": since_ms}
+    return query
+
+
 class MongoStore:
     """Resources and their history in MongoDB (or the embedded MongoDB-wire server)."""
 
@@ -199,21 +209,12 @@ class MongoStore:
 
     def history_page(self, resource_type, resource_id, since_ms, limit, after):
         """History entries newest first; `after` is the (lu, hk) key of the previous page's last."""
-        query = {"t": {"$eq": resource_type}}
-        if resource_id is not None:
-            query["rid"] = {"$eq": resource_id}
-        if since_ms is not None:
-            query["lu"] = {"$gte": since_ms}
+        query = _history_query(resource_type, resource_id, since_ms)
         return self._keyset(self._c(HISTORY), query, ("lu", "hk"), True, limit, after)
 
     def history_count(self, resource_type, resource_id, since_ms):
         """Number of history entries matching a history request."""
-        query = {"t": {"$eq": resource_type}}
-        if resource_id is not None:
-            query["rid"] = {"$eq": resource_id}
-        if since_ms is not None:
-            query["lu"] = {"$gte": since_ms}
-        return self._count(HISTORY, query)
+        return self._count(HISTORY, _history_query(resource_type, resource_id, since_ms))
 
     # Search ----------------------------------------------------------------
 
