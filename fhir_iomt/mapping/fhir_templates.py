@@ -193,18 +193,22 @@ def _parse_codes(value, path, problems, required=True):
     return tuple(code for code in codes if code)
 
 
-def _parse_category(value, path, problems):
+def _object_items(value, path, problems, what, names):
+    """(item path, known fields) of each object of an optional array; problems for the rest."""
     if value is None:
-        return ()
+        return
     if not isinstance(value, list):
-        problems.add(path, "must be an array of concepts")
-        return ()
-    concepts = []
+        problems.add(path, f"must be an array of {what}")
+        return
     for index, item in enumerate(value):
         item_path = f"{path}[{index}]"
-        if _object(item, item_path, problems) is None:
-            continue
-        fields = _fields(item, ("text", "codes"), item_path, problems)
+        if _object(item, item_path, problems) is not None:
+            yield item_path, _fields(item, names, item_path, problems)
+
+
+def _parse_category(value, path, problems):
+    concepts = []
+    for item_path, fields in _object_items(value, path, problems, "concepts", ("text", "codes")):
         text = _text(fields, "text", item_path, problems)
         codes = _parse_codes(fields.get("codes"), _join(item_path, "codes"), problems, required=False)
         if not codes and not text:
@@ -276,17 +280,8 @@ def _codeable_codes(fields, value_type, path, problems):
 
 
 def _parse_components(value, path, problems):
-    if value is None:
-        return ()
-    if not isinstance(value, list):
-        problems.add(path, "must be an array of components")
-        return ()
     components = []
-    for index, item in enumerate(value):
-        item_path = f"{path}[{index}]"
-        if _object(item, item_path, problems) is None:
-            continue
-        fields = _fields(item, ("codes", "value"), item_path, problems)
+    for item_path, fields in _object_items(value, path, problems, "components", ("codes", "value")):
         codes = _parse_codes(fields.get("codes"), _join(item_path, "codes"), problems)
         if fields.get("value") is None:
             problems.add(_join(item_path, "value"), "is required")
