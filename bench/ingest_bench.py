@@ -121,7 +121,7 @@ def stored_documents(observations):
     instant, millis = format_instant(moment), int(moment.timestamp() * 1000)
     documents = [stored_document(OBSERVATION, dict(o), 1, instant, millis) for o in observations]
     history = [
-        MongoStore._history_document(OBSERVATION, {
+        MongoStore.history_document(OBSERVATION, {
             "rid": d["_id"], "v": 1, "lu": millis, "at": instant, "method": "PUT", "status": 201,
             "resource": d["resource"],
         })

@@ -68,7 +68,7 @@ class MongoStore:
         self.db = self.client[database]
         self._collections = {}
 
-    def _c(self, name):
+    def collection(self, name):
         """A cached Collection object (building one per call costs ~50 µs on the hot path)."""
         found = self._collections.get(name)
         if found is None:
@@ -91,39 +91,39 @@ class MongoStore:
         """Create the search indexes; safe to call at every start."""
         for collection, indexes in INDEXES.items():
             for keys in indexes:
-                self._c(collection).create_index(list(keys))
+                self.collection(collection).create_index(list(keys))
 
     # Current versions ------------------------------------------------------
 
     def get(self, resource_type, resource_id):
         """The stored document of the current version, or None."""
-        return self._c(resource_type).find_one({"_id": {"$eq": resource_id}})
+        return self.collection(resource_type).find_one({"_id": {"$eq": resource_id}})
 
     def get_many(self, resource_type, resource_ids):
         """{id: stored document or None} for several ids, in one query."""
         found = {resource_id: None for resource_id in resource_ids}
         if found:
-            for document in self._c(resource_type).find({"_id": {"$in": list(found)}}):
+            for document in self.collection(resource_type).find({"_id": {"$in": list(found)}}):
                 found[document["_id"]] = document
         return found
 
     def insert(self, resource_type, document):
         """Insert a new current version; Conflict if the id is taken."""
         try:
-            self._c(resource_type).insert_one(document)
+            self.collection(resource_type).insert_one(document)
         except DuplicateKeyError as error:
             raise Conflict(f"{resource_type}/{document['_id']} was created concurrently") from error
 
     def replace(self, resource_type, document, expected_version):
         """Replace the current version if it is still `expected_version`; False otherwise."""
-        result = self._c(resource_type).replace_one(
+        result = self.collection(resource_type).replace_one(
             {"_id": {"$eq": document["_id"]}, "v": {"$eq": expected_version}}, document
         )
         return result.matched_count == 1
 
     def remove(self, resource_type, resource_id, expected_version):
         """Remove the current version if it is still `expected_version`; False otherwise."""
-        result = self._c(resource_type).delete_one(
+        result = self.collection(resource_type).delete_one(
             {"_id": {"$eq": resource_id}, "v": {"$eq": expected_version}}
         )
         return result.deleted_count == 1
@@ -134,7 +134,7 @@ class MongoStore:
 
     def add_history_many(self, resource_type, entries):
         """Record many versions at once (entries as for add_history); returns the rids whose version existed."""
-        documents = [self._history_document(resource_type, entry) for entry in entries]
+        documents = [self.history_document(resource_type, entry) for entry in entries]
         taken = self._insert_many(HISTORY, documents)
         return {document["rid"] for document in documents if document["_id"] in taken}
 
@@ -142,7 +142,7 @@ class MongoStore:
         if not documents:
             return set()
         try:
-            self._c(collection).insert_many(documents, ordered=False)
+            self.collection(collection).insert_many(documents, ordered=False)
             return set()
         except BulkWriteError as error:
             errors = error.details.get("writeErrors", [])
@@ -156,51 +156,53 @@ class MongoStore:
     def claim_condition(self, key, token, now):
         """Hold the claim of a condition: None when taken now, else the current holder's claim."""
         try:
-            self._c(CONDITIONS).insert_one({"_id": key, "token": token, "rid": None, "at": now})
+            self.collection(CONDITIONS).insert_one({"_id": key, "token": token, "rid": None, "at": now})
             return None
         except DuplicateKeyError:
-            return self._c(CONDITIONS).find_one({"_id": {"$eq": key}}) or {"token": None, "rid": None, "at": now}
+            holder = self.collection(CONDITIONS).find_one({"_id": {"$eq": key}})
+            return holder or {"token": None, "rid": None, "at": now}
 
     def take_over_condition(self, key, old_token, token, now):
         """Take a stale claim from `old_token`; False if someone else changed it first."""
-        result = self._c(CONDITIONS).update_one(
+        result = self.collection(CONDITIONS).update_one(
             {"_id": {"$eq": key}, "token": {"$eq": old_token}}, {"$set": {"token": token, "rid": None, "at": now}}
         )
         return result.modified_count == 1
 
     def settle_condition(self, key, token, resource_id):
         """Record which resource a held claim produced."""
-        self._c(CONDITIONS).update_one({"_id": {"$eq": key}, "token": {"$eq": token}},
+        self.collection(CONDITIONS).update_one({"_id": {"$eq": key}, "token": {"$eq": token}},
                                        {"$set": {"rid": resource_id}})
 
     def release_condition(self, key, token):
         """Give a claim up (its create failed)."""
-        self._c(CONDITIONS).delete_one({"_id": {"$eq": key}, "token": {"$eq": token}})
+        self.collection(CONDITIONS).delete_one({"_id": {"$eq": key}, "token": {"$eq": token}})
 
     # History ---------------------------------------------------------------
 
     @staticmethod
-    def _history_document(resource_type, entry):
+    def history_document(resource_type, entry):
+        """The history collection's document for one version entry."""
         document = {**entry, "_id": f"{resource_type}/{entry['rid']}/{entry['v']}", "t": resource_type}
         document["hk"] = f"{entry['rid']}/{entry['v']:012d}"
         return document
 
     def add_history(self, resource_type, entry):
         """Record one version; Conflict if that version exists already."""
-        entry = self._history_document(resource_type, entry)
+        entry = self.history_document(resource_type, entry)
         try:
-            self._c(HISTORY).insert_one(entry)
+            self.collection(HISTORY).insert_one(entry)
         except DuplicateKeyError as error:
             raise Conflict(f"Version {entry['v']} was written concurrently") from error
 
     def version(self, resource_type, resource_id, version):
         """One history entry, or None."""
-        return self._c(HISTORY).find_one({"_id": {"$eq": f"{resource_type}/{resource_id}/{version}"}})
+        return self.collection(HISTORY).find_one({"_id": {"$eq": f"{resource_type}/{resource_id}/{version}"}})
 
     def latest_history(self, resource_type, resource_id):
         """The newest history entry of a resource, or None."""
         cursor = (
-            self._c(HISTORY)
+            self.collection(HISTORY)
             .find({"t": {"$eq": resource_type}, "rid": {"$eq": resource_id}})
             .sort([("v", DESCENDING)])
             .limit(1)
@@ -210,7 +212,7 @@ class MongoStore:
     def history_page(self, resource_type, resource_id, since_ms, limit, after):
         """History entries newest first; `after` is the (lu, hk) key of the previous page's last."""
         query = _history_query(resource_type, resource_id, since_ms)
-        return self._keyset(self._c(HISTORY), query, ("lu", "hk"), True, limit, after)
+        return keyset_page(self.collection(HISTORY), query, ("lu", "hk"), True, limit, after)
 
     def history_count(self, resource_type, resource_id, since_ms):
         """Number of history entries matching a history request."""
@@ -224,13 +226,13 @@ class MongoStore:
         An OR is run branch by branch (each an indexed query) and the sorted pages merged.
         """
         keys = ("s." + sort_key, "s.id")
-        collection = self._c(resource_type)
+        collection = self.collection(resource_type)
         split = branches(criteria)
         if split is None or len(split) == 1:
-            return self._keyset(collection, to_filter(criteria), keys, descending, limit, after)
+            return keyset_page(collection, to_filter(criteria), keys, descending, limit, after)
         merged = {}
         for branch in split:
-            for row in self._keyset(collection, to_filter(expr.all_of(branch)), keys, descending, limit, after):
+            for row in keyset_page(collection, to_filter(expr.all_of(branch)), keys, descending, limit, after):
                 merged[row["_id"]] = row
         ordered = sorted(merged.values(), key=lambda row: (row["s"][sort_key], row["s"]["id"]), reverse=descending)
         return ordered[:limit]
@@ -244,68 +246,69 @@ class MongoStore:
         # seconds on a large embedded collection.
         return int(self.db.command("count", collection, query=query)["n"])
 
-    @staticmethod
-    def _keyset(collection, query, keys, descending, limit, after):
-        """Keyset paging: rows strictly after `after` (a tuple of the key values) in key order.
 
-        Two index-friendly queries (same first key and a later tie-breaker, then a
-        later first key) instead of one `$or`, which the embedded server cannot
-        serve from an index.
-        """
-        if limit <= 0:
-            return []
-        order = DESCENDING if descending else ASCENDING
-        sort = [(key, order) for key in keys]
-        if after is None:
-            return list(collection.find(query).sort(sort).limit(limit))
-        beyond = "$lt" if descending else "$gt"
-        first, tie = keys
-        ties = merge([query, {first: {"$eq": after[0]}, tie: {beyond: after[1]}}])
-        rows = list(collection.find(ties).sort(sort).limit(limit))
-        if len(rows) < limit:
-            later = merge([query, {first: {beyond: after[0]}}])
-            rows += list(collection.find(later).sort(sort).limit(limit - len(rows)))
-        return rows
+
+def keyset_page(collection, query, keys, descending, limit, after):
+    """Keyset paging: rows strictly after `after` (a tuple of the key values) in key order.
+
+    Two index-friendly queries (same first key and a later tie-breaker, then a
+    later first key) instead of one `$or`, which the embedded server cannot
+    serve from an index.
+    """
+    if limit <= 0:
+        return []
+    order = DESCENDING if descending else ASCENDING
+    sort = [(key, order) for key in keys]
+    if after is None:
+        return list(collection.find(query).sort(sort).limit(limit))
+    beyond = "$lt" if descending else "$gt"
+    first, tie = keys
+    ties = merge([query, {first: {"$eq": after[0]}, tie: {beyond: after[1]}}])
+    rows = list(collection.find(ties).sort(sort).limit(limit))
+    if len(rows) < limit:
+        later = merge([query, {first: {beyond: after[0]}}])
+        rows += list(collection.find(later).sort(sort).limit(limit - len(rows)))
+    return rows
 
 
 class MongoIngestStore:
     """Mapping templates (versioned) and dead letters, in the same database as the resources."""
 
     def __init__(self, store):
-        self._c = store._c
+        self.collection = store.collection
 
     def latest_templates(self):
         """The newest template version document, or None."""
-        return next(iter(self._c(TEMPLATES).find({}).sort([("_id", DESCENDING)]).limit(1)), None)
+        return next(iter(self.collection(TEMPLATES).find({}).sort([("_id", DESCENDING)]).limit(1)), None)
 
     def add_templates(self, document):
         """Store a template version (document holds `_id`, the version); Conflict if taken."""
         try:
-            self._c(TEMPLATES).insert_one(document)
+            self.collection(TEMPLATES).insert_one(document)
         except DuplicateKeyError as error:
             raise Conflict("Templates were changed concurrently; retry") from error
 
     def templates_version(self, version):
         """One stored template version, or None."""
-        return self._c(TEMPLATES).find_one({"_id": {"$eq": version}})
+        return self.collection(TEMPLATES).find_one({"_id": {"$eq": version}})
 
     def add_dead_letters(self, letters):
         """Store dead letters (each with its own `_id`)."""
         if letters:
-            self._c(DEAD_LETTERS).insert_many(letters, ordered=True)
+            self.collection(DEAD_LETTERS).insert_many(letters, ordered=True)
 
     def dead_letter(self, letter_id):
         """One dead letter, or None."""
-        return self._c(DEAD_LETTERS).find_one({"_id": {"$eq": letter_id}})
+        return self.collection(DEAD_LETTERS).find_one({"_id": {"$eq": letter_id}})
 
     def update_dead_letter(self, letter_id, changes):
         """Set fields of a dead letter; False if it does not exist."""
-        result = self._c(DEAD_LETTERS).update_one({"_id": {"$eq": letter_id}}, {"$set": changes})
+        result = self.collection(DEAD_LETTERS).update_one({"_id": {"$eq": letter_id}}, {"$set": changes})
         return result.matched_count == 1
 
     def delete_dead_letter(self, letter_id):
         """Delete a dead letter; False if it did not exist."""
-        return self._c(DEAD_LETTERS).delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
+        return self.collection(DEAD_LETTERS).delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
 
     def dead_letter_page(self, reason, since_ms, until_ms, limit, after):
         """Dead letters newest first, optionally of one reason and within [since, until]."""
@@ -319,4 +322,4 @@ class MongoIngestStore:
             window["$lte"] = until_ms
         if window:
             query["received"] = window
-        return MongoStore._keyset(self._c(DEAD_LETTERS), query, ("received", "dlid"), True, limit, after)
+        return keyset_page(self.collection(DEAD_LETTERS), query, ("received", "dlid"), True, limit, after)
