@@ -27,7 +27,7 @@ from ..mapping.to_fhir import build_observation, observation_id
 from ..mapping.vital_signs import check_limits
 from .identity import IdentityResolver
 from .resources import stored_document
-from .search import decode_cursor, encode_cursor
+from .search import neighbour_cursors, page_window
 
 MAX_WRITE_ATTEMPTS = 5
 
@@ -305,10 +305,14 @@ class DeadLetterService:
     def page(self, reason=None, since=None, until=None, count=None, token=None):
         """(letters newest first, next page token or None)."""
         limit = self.default_count if count is None else parse_count(count, self.max_count)
-        after = decode_cursor(token, self.KIND)[0] if token else None
-        rows = self.store.dead_letter_page(reason, since, until, limit + 1, after)
-        more, rows = len(rows) > limit, rows[:limit]
-        following = encode_cursor(self.KIND, (rows[-1]["received"], rows[-1]["dlid"]), "n") if more and rows else None
+
+        def fetch(reverse, size, after):
+            if reverse:
+                raise InvalidRequest("Dead-letter pages are only followed forwards")
+            return self.store.dead_letter_page(reason, since, until, size, after)
+
+        rows, _, has_after = page_window(fetch, self.KIND, token, limit)
+        _, following = neighbour_cursors(rows, lambda r: (r["received"], r["dlid"]), self.KIND, False, has_after)
         return [public_letter(r) for r in rows], following
 
     def get(self, letter_id):

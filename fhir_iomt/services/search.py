@@ -59,8 +59,8 @@ def decode_cursor(token, kind):
     return key, direction
 
 
-def _window(fetch, cursor_kind, token, count):
-    """Fetch one page in either direction; returns (rows, has_before, has_after)."""
+def page_window(fetch, cursor_kind, token, count):
+    """Fetch one keyset page in either direction; returns (rows, has_before, has_after)."""
     after, direction = decode_cursor(token, cursor_kind) if token else (None, "n")
     rows = fetch(direction == "p", count + 1, after)
     more = len(rows) > count
@@ -70,7 +70,8 @@ def _window(fetch, cursor_kind, token, count):
     return rows, token is not None, more
 
 
-def _neighbours(rows, key_of, kind, has_before, has_after):
+def neighbour_cursors(rows, key_of, kind, has_before, has_after):
+    """Page tokens (previous, next) around a page of rows."""
     previous = encode_cursor(kind, key_of(rows[0]), "p") if rows and has_before else None
     following = encode_cursor(kind, key_of(rows[-1]), "n") if rows and has_after else None
     return previous, following
@@ -107,10 +108,10 @@ class SearchService:
                 request.resource_type, request.criteria, sort.key, descending, limit, after
             )
 
-        rows, has_before, has_after = _window(fetch, kind, request.page, request.count)
+        rows, has_before, has_after = page_window(fetch, kind, request.page, request.count)
         if total is None and request.page is None and not has_after and request.count > 0:
             total = len(rows)
-        previous, following = _neighbours(
+        previous, following = neighbour_cursors(
             rows, lambda doc: (doc["s"][sort.key], doc["s"]["id"]), kind, has_before, has_after
         )
         return Page([doc["resource"] for doc in rows], total, following, previous, request)
@@ -136,11 +137,11 @@ class SearchService:
                 raise InvalidRequest("History pages are only followed forwards")
             return self.store.history_page(resource_type, resource_id, since, limit, after)
 
-        rows, has_before, has_after = _window(fetch, kind, params.get("_page"), count)
+        rows, has_before, has_after = page_window(fetch, kind, params.get("_page"), count)
         total = self.store.history_count(resource_type, resource_id, since)
         if resource_id is not None and total == 0:
             raise NotFound(f"{resource_type}/{resource_id} is not known")
-        _, following = _neighbours(rows, lambda e: (e["lu"], e["hk"]), kind, False, has_after)
+        _, following = neighbour_cursors(rows, lambda e: (e["lu"], e["hk"]), kind, False, has_after)
         return Page([], total, following, None, entries=rows)
 
     def _count(self, raw):
