@@ -19,14 +19,17 @@ class Services:
     templates: object
     ingest: object
     dead_letters: object
+    auth: object
 
 
 def build_services(config, store):
     """Wire the services over a store (also used by the CLI outside a request)."""
+    from .auth.service import AuthService
     from .services.ingest import DeadLetterService, IngestService
     from .services.ingest_templates import TemplateService
     from .services.resources import ResourceService
     from .services.search import SearchService
+    from .store.auth import MongoAuthStore
     from .store.mongo import MongoIngestStore
 
     public = config["PUBLIC_BASE_URL"]
@@ -39,7 +42,9 @@ def build_services(config, store):
     ingest = IngestService(store, ingest_store, resources, templates,
                            config["INGEST_FUTURE_TOLERANCE_SECONDS"], config.get("CLOCK"))
     dead_letters = DeadLetterService(ingest_store, default_count, max_count)
-    return Services(store, search, resources, templates, ingest, dead_letters)
+    auth = AuthService(MongoAuthStore(store), config, lambda pid: store.get("Patient", pid) is not None,
+                       config.get("CLOCK"))
+    return Services(store, search, resources, templates, ingest, dead_letters, auth)
 
 
 def create_app(config=None, store=None):

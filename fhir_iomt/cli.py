@@ -1,4 +1,4 @@
-"""Command line: serve, db init, seed, openapi."""
+"""Command line: serve, db init, seed, templates, clients, users, token, openapi."""
 
 import json
 import sys
@@ -19,10 +19,11 @@ def _app(uri=None):
     return create_app({"MONGODB_URI": uri} if uri else None)
 
 
-def _prepare(app, demo):
+def _prepare(app, demo, server_url=None):
     services = app.extensions["fhir_iomt"]
     services.store.ensure_indexes()
     if demo:
+        from .auth.demo import ensure_demo_access
         from .services.demo import load_resources
 
         items = json.loads(DEMO_FILE.read_text())
@@ -31,6 +32,7 @@ def _prepare(app, demo):
         if services.templates.current_document() is None:
             stored = services.templates.put(_fixture_templates())
             click.echo(f"Demo templates: every device kind of {DEVICE_FIXTURES} (version {stored['version']}).")
+        ensure_demo_access(services.auth, Path(app.config["DATA_DIR"]) / "demo", server_url)
 
 
 def _fixture_templates():
@@ -59,26 +61,40 @@ def serve(host, port, workers, threads, demo):
     """Serve the FHIR API (embedded database unless MONGODB_URI is set)."""
     from .server import serve as run_server
 
+    base = f"http://{host}:{port}"
+
     def prepare(uri, _embedded):
         app = _app(uri)
-        _prepare(app, demo)
+        _prepare(app, demo, base)
         app.extensions["fhir_iomt"].store.close()
 
     def announce(uri, embedded):
         where = f"embedded nx-27017 at {uri} (data in {embedded.data_dir})" if embedded else "MONGODB_URI"
-        base = f"http://{host}:{port}"
         click.echo(
             f"Database: {where}\n"
-            f"FHIR base:      {base}/fhir  (try: curl {base}/fhir/Patient)\n"
+            f"FHIR base:      {base}/fhir  (every request needs a SMART on FHIR bearer token)\n"
             f"Capabilities:   {base}/fhir/metadata\n"
             f"API docs:       {base}/docs  (OpenAPI: {base}/openapi.json)\n"
             f"Health:         {base}/healthz  {base}/readyz\n"
             f"Device ingest:  POST {base}/ingest/messages  (templates: {base}/ingest/templates)\n"
-            f"Admin CLI:      MONGODB_URI={uri} {sys.argv[0]} templates load DEVICE.json FHIR.json\n"
-            "Stop with Ctrl-C."
+            f"SMART:          {base}/fhir/.well-known/smart-configuration\n"
+            f"Admin CLI:      MONGODB_URI={uri} {sys.argv[0]} clients add|list|remove, users add, templates load\n"
+            + (_demo_banner(base, sys.argv[0]) if demo else "")
+            + "Stop with Ctrl-C."
         )
 
     run_server(host, port, workers, threads, prepare, announce)
+
+
+def _demo_banner(base, program):
+    from .auth.demo import DEMO_USERS
+
+    users = ", ".join(f"{u['username']} / {u['password']}" for u in DEMO_USERS)
+    return (
+        f"Demo token:     export TOKEN=$({program} token)   # demo backend client, private_key_jwt\n"
+        f'                curl -H "Authorization: Bearer $TOKEN" "{base}/fhir/Observation?patient=demo-patient-1"\n'
+        f"Demo logins:    {users}  (for SMART apps; demo only, never expose this server)\n"
+    )
 
 
 @main.group()
@@ -152,6 +168,88 @@ def openapi(output):
         sys.stdout.write(text)
     else:
         Path(output).write_text(text)
+
+
+@main.group()
+def clients():
+    """OAuth clients: SMART apps and backend services. Needs MONGODB_URI."""
+
+
+@clients.command("add")
+@click.option("--name", required=True, help="Display name (shown on the consent page).")
+@click.option("--jwks", "jwks_file", type=click.Path(exists=True, dir_okay=False),
+              help="Backend client: file with its public JWKS (private_key_jwt, RS384/ES384).")
+@click.option("--jwks-url", help="Backend client: URL of its public JWKS (fetched and cached).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="App client: an exact redirect URI (repeatable).")
+@click.option("--public", is_flag=True, help="App client without a secret (PKCE only), e.g. a browser app.")
+@click.option("--scope", required=True, help='Scopes the client may ever get, e.g. "patient/*.rs launch/patient".')
+def clients_add(name, jwks_file, jwks_url, redirect_uris, public, scope):
+    """Register a client; prints JSON with client_id (and client_secret for a confidential app, shown once)."""
+    jwks = json.loads(Path(jwks_file).read_text()) if jwks_file else None
+    created = _admin(lambda auth: auth.register_client(name, scope, redirect_uris, jwks, jwks_url, public))
+    click.echo(json.dumps(created, indent=2))
+
+
+@clients.command("list")
+def clients_list():
+    """List the registered clients (never their secrets)."""
+    from .auth.service import public_client
+
+    click.echo(json.dumps(_admin(lambda auth: [public_client(c) for c in auth.store.clients()]), indent=2))
+
+
+@clients.command("remove")
+@click.argument("client_id")
+def clients_remove(client_id):
+    """Remove a client; every token issued to it stops working at once."""
+    if not _admin(lambda auth: auth.store.remove_client(client_id)):
+        raise click.ClickException(f"No client {client_id}")
+    click.echo(json.dumps({"removed": client_id}))
+
+
+@main.group()
+def users():
+    """Users who sign in to SMART apps. Needs MONGODB_URI."""
+
+
+@users.command("add")
+@click.option("--username", required=True)
+@click.option("--password", required=True, help="At least 8 characters; stored as a salted scrypt hash.")
+@click.option("--role", required=True, type=click.Choice(["clinician", "patient"]))
+@click.option("--patient", "patient_id", help="For --role patient: the id of their Patient resource.")
+def users_add(username, password, role, patient_id):
+    """Create a user."""
+    click.echo(json.dumps(_admin(lambda auth: auth.add_user(username, password, role, patient_id))))
+
+
+@main.command()
+@click.option("--client-file", type=click.Path(dir_okay=False),
+              help="JSON {client_id, key_file, token_url} (default: the demo client of `serve --demo`).")
+@click.option("--scope", help="Scopes to ask for (default: all the client file names).")
+def token(client_file, scope):
+    """Print an access token for a backend client (client_credentials with a signed private_key_jwt)."""
+    from .auth.demo import request_backend_token
+
+    path = Path(client_file) if client_file else Path(load_config()["DATA_DIR"]) / "demo" / "demo-backend.json"
+    if not path.exists():
+        raise click.UsageError(f"{path} does not exist: start `make run` (serve --demo) first, or pass --client-file")
+    try:
+        click.echo(request_backend_token(json.loads(path.read_text()), scope))
+    except RuntimeError as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _admin(action):
+    """Run an administration action on the auth service; a refused input is a clear CLI error."""
+    from .domain.errors import FhirError
+
+    app = _require_uri_app()
+    try:
+        return action(app.extensions["fhir_iomt"].auth)
+    except FhirError as error:
+        raise click.ClickException(error.diagnostics) from error
+    finally:
+        app.extensions["fhir_iomt"].store.close()
 
 
 def _require_uri_app():

@@ -6,6 +6,7 @@ import pytest
 
 from fhir_iomt import create_app
 from fhir_iomt.store.embedded import EmbeddedMongo
+from tests.support.oauth import new_key, system_client
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +29,19 @@ def app(mongo_server):
     services.store.close()
 
 
+@pytest.fixture(scope="session")
+def backend_key():
+    """One ES384 key for the suite's backend clients (key generation is the slow part)."""
+    return new_key("ES384")
+
+
 @pytest.fixture()
-def client(app):
-    """Flask test client."""
+def client(app, backend_key):
+    """Flask test client holding a real access token of a backend client with every system scope."""
+    return system_client(app, backend_key)
+
+
+@pytest.fixture()
+def anonymous(app):
+    """Flask test client without a token."""
     return app.test_client()

@@ -2,6 +2,8 @@
 
 from flask_smorest import Api
 
+from ..auth import protect
+from ..auth import views as auth_views
 from . import docs, fhir, health, ingest
 from .http import register_error_handlers
 
@@ -20,5 +22,7 @@ def init_app(app, database_errors):
     api.register_blueprint(health.blp)
     api.register_blueprint(fhir.blp)
     api.register_blueprint(ingest.blp)
+    auth_views.register(api, app)
+    protect.init_app(app)
     register_error_handlers(app, database_errors)
     return api

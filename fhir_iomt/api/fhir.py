@@ -3,11 +3,12 @@
 from datetime import datetime
 from urllib.parse import parse_qsl
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from werkzeug.http import http_date
 
+from ..auth.discovery import capability_security
 from ..fhir import bundle
 from ..fhir.capability import capability_statement
 from ..fhir.outcome import information
@@ -18,6 +19,7 @@ from .http import (
     negotiate,
     prefer,
     read_body,
+    root_url,
 )
 
 blp = Blueprint(
@@ -67,12 +69,20 @@ def _search_items(extra=()):
     return args + [(k, v) for k, v in extra if k not in CONTROL_PARAMETERS]
 
 
+def _authorize(resource_type, interaction):
+    """403 unless the token's scopes grant the interaction on the type at all (before any lookup)."""
+    g.guard.constraints(resource_type, interaction)
+    return g.guard
+
+
 def _search(resource_type, items):
     services = _services()
+    guard = g.guard
+    items = items + guard.search_items(resource_type)
     parsed = services.search.parse(
         resource_type, items, strict=prefer("handling") == "strict", base=base_url()
     )
-    page = services.search.search(parsed)
+    page = services.search.search(parsed)  # TEMP include_filter=guard.include_filter
     return fhir_response(bundle.searchset(base_url(), page, f"{base_url()}/{resource_type}"))
 
 
@@ -91,6 +101,7 @@ class Metadata(MethodView):
             base_url(), config["SOFTWARE_VERSION"], config["STARTED_AT"],
             config["SEARCH_MAX_COUNT"], config["SEARCH_DEFAULT_COUNT"], config["MAX_CONTENT_LENGTH"],
         )
+        statement["rest"][0]["security"] = capability_security(root_url())
         return fhir_response(statement)
 
 
@@ -104,10 +115,12 @@ class TypeEndpoint(MethodView):
     @blp.doc(parameters=[TYPE_PATH], requestBody=RESOURCE_BODY, responses={"201": FHIR_OK})
     def post(self, resource_type):
         """Create a resource (conditional with If-None-Exist)."""
+        guard = _authorize(resource_type, "create")
         body = read_body()
         condition = request.headers.get("If-None-Exist")
         items = _parse_query_string(condition) if condition is not None else None
-        result = _services().resources.create(resource_type, body, items, base=base_url())
+        result = _services().resources.create(resource_type, body, items, base=base_url(),
+                                              permit=guard.permit(resource_type, "create"))
         return _write_response(result.resource, 201 if result.created else 200)
 
 
@@ -139,22 +152,27 @@ class InstanceEndpoint(MethodView):
     @blp.doc(parameters=[TYPE_PATH], responses={"200": FHIR_OK})
     def get(self, resource_type, resource_id):
         """Read the current version of a resource."""
+        guard = _authorize(resource_type, "read")
         resource = _services().resources.read(resource_type, resource_id)
+        guard.check(resource_type, "read", resource)
         return fhir_response(resource, 200, _resource_headers(resource))
 
     @blp.doc(parameters=[TYPE_PATH], requestBody=RESOURCE_BODY, responses={"200": FHIR_OK})
     def put(self, resource_type, resource_id):
         """Update a resource (If-Match for optimistic locking) or create it with this id."""
+        guard = _authorize(resource_type, "update")
         body = read_body()
         result = _services().resources.update(
-            resource_type, resource_id, body, request.headers.get("If-Match"), base=base_url()
+            resource_type, resource_id, body, request.headers.get("If-Match"), base=base_url(),
+            permit=guard.permit(resource_type, "update"),
         )
         return _write_response(result.resource, 201 if result.created else 200)
 
     @blp.doc(parameters=[TYPE_PATH], responses={"204": {"description": "Deleted"}})
     def delete(self, resource_type, resource_id):
         """Delete a resource; its history stays and a read then answers 410."""
-        _services().resources.delete(resource_type, resource_id)
+        guard = _authorize(resource_type, "delete")
+        _services().resources.delete(resource_type, resource_id, permit=guard.permit(resource_type, "delete"))
         return fhir_response(None, 204)
 
 
@@ -171,16 +189,37 @@ class VersionRead(MethodView):
     @blp.doc(parameters=[TYPE_PATH], responses={"200": FHIR_OK})
     def get(self, resource_type, resource_id, version_id):
         """Read one version of a resource (vread)."""
+        guard = _authorize(resource_type, "vread")
         resource = _services().resources.vread(resource_type, resource_id, version_id)
+        guard.check(resource_type, "vread", resource)
         return fhir_response(resource, 200, _resource_headers(resource))
 
 
 def _history(resource_type, resource_id):
+    interaction = "history-instance" if resource_id else "history-type"
+    guard = _authorize(resource_type, interaction)
     items = _search_items()
     page = _services().search.history(resource_type, resource_id, items)
+    _confine_history(guard, resource_type, interaction, page)
     path = f"{resource_type}/{resource_id}/_history" if resource_id else f"{resource_type}/_history"
     params = [(k, v) for k, v in items if k in ("_count", "_since")]
     return fhir_response(
         bundle.history(base_url(), resource_type, page, f"{base_url()}/{path}", params,
                        request.args.get("_page"))
     )
+
+
+def _confine_history(guard, resource_type, interaction, page):
+    """Keep only the history entries the token may see; 403 when it may see none of one resource's versions."""
+    if guard.constraints(resource_type, interaction) is None:
+        return
+    versions = [e for e in page.entries if e["resource"] is not None]
+    allowed = [e for e in versions if guard.allows(resource_type, interaction, e["resource"])]
+    if interaction == "history-instance":
+        if versions and not allowed:
+            guard.check(resource_type, interaction, versions[0]["resource"])
+        page.entries = [e for e in page.entries if e["resource"] is None or e in allowed]
+    else:
+        # A deletion entry has no content to check, so a confined token does not see it; nor the total.
+        page.entries = allowed
+        page.total = None

@@ -106,10 +106,14 @@ def base_url():
     """The public base URL of the FHIR endpoint (computed once per request)."""
     found = g.get("base_url")
     if found is None:
-        configured = current_app.config.get("PUBLIC_BASE_URL")
-        root = configured.rstrip("/") if configured else request.host_url.rstrip("/")
-        found = g.base_url = root + current_app.config["FHIR_BASE_PATH"]
+        found = g.base_url = root_url() + current_app.config["FHIR_BASE_PATH"]
     return found
+
+
+def root_url():
+    """The public root URL of the server (the FHIR base without its path)."""
+    configured = current_app.config.get("PUBLIC_BASE_URL")
+    return configured.rstrip("/") if configured else request.host_url.rstrip("/")
 
 
 def _outcome_response(outcome, status, headers=None):
@@ -119,8 +123,10 @@ def _outcome_response(outcome, status, headers=None):
 
 
 def handle_fhir_error(error):
-    """OperationOutcome for a domain error."""
-    return _outcome_response(outcome_for_error(error), error.status)
+    """OperationOutcome for a domain error (a 401/403's reason is kept for the audit record)."""
+    if error.status in (401, 403):
+        g.audit_reason = error.diagnostics
+    return _outcome_response(outcome_for_error(error), error.status, error.headers)
 
 
 def handle_http_exception(error):

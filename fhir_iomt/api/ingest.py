@@ -3,11 +3,12 @@
 from urllib.parse import urlencode
 
 import orjson
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from ..domain.errors import InvalidRequest, NotFound
+from ..domain.errors import Forbidden, InvalidRequest, NotFound
+from ..domain.scopes import INGEST_ADMIN, INGEST_WRITE
 from ..fhir.dates import parse_range
 from ..services.ingest import RawMessage
 from .http import UnsupportedMediaType
@@ -28,6 +29,18 @@ JSON_OK = {"description": "JSON", "content": {"application/json": {"schema": {"t
 
 def _services():
     return current_app.extensions["fhir_iomt"]
+
+
+def _require(*scopes):
+    """Forbidden unless the token holds one of the ingest scopes."""
+    if not any(g.access.scopes.has(s) for s in scopes):
+        raise Forbidden(f"This needs the scope {' or '.join(scopes)}", scope=scopes[0])
+
+
+def _owner():
+    """The client whose dead letters this request may see: None (all) for ingest:admin."""
+    _require(INGEST_WRITE, INGEST_ADMIN)
+    return None if g.access.scopes.has(INGEST_ADMIN) else g.access.client_id
 
 
 def parse_message(text):
@@ -66,10 +79,12 @@ class Messages(MethodView):
     @blp.doc(requestBody=MESSAGES_BODY, responses={"200": JSON_OK})
     def post(self):
         """Ingest device messages; says per message whether it was accepted or dead-lettered."""
+        _require(INGEST_WRITE)
         messages = _messages_from_body()
         if not messages:
             raise InvalidRequest("The body holds no message")
-        results = _services().ingest.ingest(messages, source="http", content_type=request.mimetype)
+        results = _services().ingest.ingest(messages, source="http", content_type=request.mimetype,
+                                            owner=g.access.client_id)
         accepted = sum(r.accepted for r in results)
         return jsonify(accepted=accepted, rejected=len(results) - accepted,
                        results=[r.as_dict() for r in results])
@@ -80,6 +95,7 @@ class Templates(MethodView):
     @blp.doc(responses={"200": JSON_OK, "404": {"description": "No templates loaded"}})
     def get(self):
         """The active device and FHIR templates, identity mode and limits, with their version."""
+        _require(INGEST_WRITE, INGEST_ADMIN)
         current = _services().templates.current_document()
         if current is None:
             raise NotFound("No templates are loaded yet (PUT /ingest/templates)")
@@ -89,6 +105,7 @@ class Templates(MethodView):
              responses={"200": JSON_OK, "422": {"description": "Invalid templates (nothing applied)"}})
     def put(self):
         """Replace the templates: {deviceTemplate, fhirTemplate, identityMode, limits}; a new version."""
+        _require(INGEST_ADMIN)
         if (request.mimetype or "").lower() not in JSON_TYPES:
             raise UnsupportedMediaType("Send the templates as application/json")
         try:
@@ -119,7 +136,7 @@ class DeadLetters(MethodView):
         """Dead letters newest first, filterable by reason and time; follow `next` to page."""
         letters, following = _services().dead_letters.page(
             request.args.get("reason"), _time_arg("since"), _time_arg("until"), request.args.get("_count"),
-            request.args.get("_page"),
+            request.args.get("_page"), _owner(),
         )
         body = {"items": letters}
         if following:
@@ -134,12 +151,12 @@ class DeadLetter(MethodView):
     @blp.doc(responses={"200": JSON_OK})
     def get(self, letter_id):
         """One dead letter with its payload and reason."""
-        return jsonify(_services().dead_letters.get(letter_id))
+        return jsonify(_services().dead_letters.get(letter_id, _owner()))
 
     @blp.doc(responses={"204": {"description": "Deleted"}})
     def delete(self, letter_id):
         """Delete a dead letter (for example once handled by hand)."""
-        _services().dead_letters.delete(letter_id)
+        _services().dead_letters.delete(letter_id, _owner())
         return "", 204
 
 
@@ -148,5 +165,5 @@ class Replay(MethodView):
     @blp.doc(responses={"200": JSON_OK})
     def post(self, letter_id):
         """Map a dead letter again with the current templates."""
-        result = _services().ingest.replay(letter_id, parse_message)
+        result = _services().ingest.replay(letter_id, parse_message, _owner())
         return jsonify(result.as_dict())

@@ -6,6 +6,7 @@ class FhirError(Exception):
 
     status = 400
     code = "processing"
+    headers = {}
 
     def __init__(self, diagnostics, expression=None, status=None, code=None):
         super().__init__(diagnostics)
@@ -71,3 +72,33 @@ class PreconditionFailed(FhirError):
 
     status = 412
     code = "duplicate"
+
+
+def _bearer_challenge(error, description, scope=None):
+    text = description.replace("\\", "").replace('"', "'")
+    challenge = f'Bearer realm="fhir-iomt", error="{error}", error_description="{text}"'
+    return challenge + (f', scope="{scope}"' if scope else "")
+
+
+class Unauthorized(FhirError):
+    """No bearer token, or one that is unknown, expired or revoked (RFC 6750 invalid_token)."""
+
+    status = 401
+    code = "login"
+
+    def __init__(self, diagnostics, error="invalid_token"):
+        super().__init__(diagnostics)
+        self.headers = {
+            "WWW-Authenticate": _bearer_challenge(error, diagnostics) if error else 'Bearer realm="fhir-iomt"'
+        }
+
+
+class Forbidden(FhirError):
+    """The token is valid but its scopes or patient context do not allow this (RFC 6750 insufficient_scope)."""
+
+    status = 403
+    code = "forbidden"
+
+    def __init__(self, diagnostics, scope=None):
+        super().__init__(diagnostics)
+        self.headers = {"WWW-Authenticate": _bearer_challenge("insufficient_scope", diagnostics, scope)}

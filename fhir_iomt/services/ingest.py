@@ -71,6 +71,7 @@ class _Batch:
     source: str
     content_type: str | None
     issued: str
+    owner: str | None = None
     results: dict = field(default_factory=dict)
 
     @property
@@ -109,10 +110,13 @@ class IngestService:
 
     # Entry point -----------------------------------------------------------
 
-    def ingest(self, messages, source="http", content_type=None):
-        """Map and store a batch; returns one MessageResult per message, in order."""
+    def ingest(self, messages, source="http", content_type=None, owner=None):
+        """Map and store a batch; returns one MessageResult per message, in order.
+
+        `owner` is the client that sent the messages: its dead letters are its own to see.
+        """
         active = self.templates.active()
-        batch = _Batch(messages, active, source, content_type, format_instant(self.now()))
+        batch = _Batch(messages, active, source, content_type, format_instant(self.now()), owner)
         resolver = IdentityResolver(self.store, self.resources, active.identity) if active else None
         grouped = []
         for index, message in enumerate(messages):
@@ -262,20 +266,23 @@ class IngestService:
             "_id": letter_id, "dlid": letter_id, "received": int(moment.timestamp() * 1000),
             "receivedAt": format_instant(moment), "reason": error.reason, "detail": error.detail,
             "payload": batch.messages[index].text, "contentType": batch.content_type, "source": batch.source,
-            "templateVersion": batch.version, "status": "open", "attempts": 1,
+            "templateVersion": batch.version, "status": "open", "attempts": 1, "client": batch.owner,
         }])
         return MessageResult(index, False, reason=error.reason, detail=error.detail,
                              dead_letter=letter_id, template_version=batch.version)
 
-    def replay(self, letter_id, parse):
-        """Map a dead letter again with the current templates; it is marked replayed when accepted."""
+    def replay(self, letter_id, parse, owner=None):
+        """Map a dead letter again with the current templates; it is marked replayed when accepted.
+
+        With an `owner`, only that client's dead letters can be replayed (others are not found).
+        """
         letter = self.ingest_store.dead_letter(letter_id)
-        if letter is None:
+        if letter is None or (owner is not None and letter.get("client") != owner):
             raise NotFound(f"Dead letter {letter_id} is not known")
         if letter["status"] == "replayed":
             raise InvalidRequest(f"Dead letter {letter_id} was replayed already")
         [result] = self.ingest([parse(letter["payload"])], source=f"replay:{letter_id}",
-                               content_type=letter.get("contentType"))
+                               content_type=letter.get("contentType"), owner=letter.get("client"))
         if result.accepted:
             self.ingest_store.update_dead_letter(letter_id, {
                 "status": "replayed", "replayedAt": format_instant(self.now()),
@@ -302,28 +309,29 @@ class DeadLetterService:
         self.default_count = default_count
         self.max_count = max_count
 
-    def page(self, reason=None, since=None, until=None, count=None, token=None):
-        """(letters newest first, next page token or None)."""
+    def page(self, reason=None, since=None, until=None, count=None, token=None, owner=None):
+        """(letters newest first, next page token or None); with `owner`, only that client's letters."""
         limit = self.default_count if count is None else parse_count(count, self.max_count)
 
         def fetch(reverse, size, after):
             if reverse:
                 raise InvalidRequest("Dead-letter pages are only followed forwards")
-            return self.store.dead_letter_page(reason, since, until, size, after)
+            return self.store.dead_letter_page(reason, since, until, size, after, owner)
 
         rows, _, has_after = page_window(fetch, self.KIND, token, limit)
         _, following = neighbour_cursors(rows, lambda r: (r["received"], r["dlid"]), self.KIND, False, has_after)
         return [public_letter(r) for r in rows], following
 
-    def get(self, letter_id):
-        """One dead letter; NotFound if unknown."""
+    def get(self, letter_id, owner=None):
+        """One dead letter; NotFound if unknown (or, with `owner`, another client's)."""
         letter = self.store.dead_letter(letter_id)
-        if letter is None:
+        if letter is None or (owner is not None and letter.get("client") != owner):
             raise NotFound(f"Dead letter {letter_id} is not known")
         return public_letter(letter)
 
-    def delete(self, letter_id):
-        """Delete a dead letter; NotFound if unknown."""
+    def delete(self, letter_id, owner=None):
+        """Delete a dead letter; NotFound if unknown (or, with `owner`, another client's)."""
+        self.get(letter_id, owner)
         if not self.store.delete_dead_letter(letter_id):
             raise NotFound(f"Dead letter {letter_id} is not known")
 

@@ -94,13 +94,16 @@ class ResourceService:
 
     # Writes --------------------------------------------------------------
 
-    def create(self, resource_type, body, if_none_exist=None, base=None):
+    def create(self, resource_type, body, if_none_exist=None, base=None, permit=None):
         """Create with a server-assigned id, or return the match of a conditional create.
 
         `base` is the URL the request came in on: absolute references on it are local.
+        `permit(resource)` raises when the caller may not touch a resource (checked before any write).
         """
         check_type(resource_type)
         validate_resource(resource_type, body)
+        if permit:
+            permit(body)
 
         def create():
             return self._write(resource_type, dict(body, id=str(uuid.uuid4())), 1, None, "POST", base)
@@ -111,6 +114,8 @@ class ResourceService:
         resource, created = ConditionalCreate(self.store).run(
             key, lambda: self._conditional_match(resource_type, if_none_exist, base), create
         )
+        if permit and not created:
+            permit(resource)
         return WriteResult(resource, created)
 
     def create_with_id(self, resource_type, resource):
@@ -122,8 +127,8 @@ class ResourceService:
         version = self._next_version_after_history(resource_type, resource["id"])
         return self._write(resource_type, dict(resource), version, None, "PUT", None)
 
-    def update(self, resource_type, resource_id, body, if_match=None, base=None):
-        """Update, or create with the client's id when the resource does not exist."""
+    def update(self, resource_type, resource_id, body, if_match=None, base=None, permit=None):
+        """Update, or create with the client's id when the resource does not exist (`permit`: as in create)."""
         check_type(resource_type)
         if not ID_PATTERN.match(resource_id):
             raise InvalidResource(f"'{resource_id}' is not a valid FHIR id")
@@ -134,6 +139,10 @@ class ResourceService:
                 [f"{resource_type}.id"],
             )
         current = self.store.get(resource_type, resource_id)
+        if permit:
+            permit(body)
+            if current is not None:
+                permit(current["resource"])
         expected = parse_version(if_match) if if_match else None
         if expected is not None and (current is None or current["v"] != expected):
             found = current["v"] if current else "none"
@@ -145,14 +154,16 @@ class ResourceService:
         resource = self._write(resource_type, dict(body), version, current, "PUT", base)
         return WriteResult(resource, created=current is None)
 
-    def delete(self, resource_type, resource_id):
-        """Delete the current version, keeping history; idempotent on deleted resources."""
+    def delete(self, resource_type, resource_id, permit=None):
+        """Delete the current version, keeping history; idempotent on deleted resources (`permit`: as in create)."""
         check_type(resource_type)
         current = self.store.get(resource_type, resource_id) if ID_PATTERN.match(resource_id) else None
         if current is None:
             if self.store.latest_history(resource_type, resource_id) is None:
                 raise NotFound(f"{resource_type}/{resource_id} is not known")
             return
+        if permit:
+            permit(current["resource"])
         if not self.store.remove(resource_type, resource_id, current["v"]):
             raise Conflict(f"{resource_type}/{resource_id} changed while it was being deleted")
         instant, millis = _now()

@@ -44,7 +44,10 @@ INDEXES = {
     DEAD_LETTERS: (
         (("received", -1), ("dlid", -1)),
         (("reason", 1), ("received", -1), ("dlid", -1)),
+        (("client", 1), ("received", -1), ("dlid", -1)),
     ),
+    "auth_tokens": ((("grant", 1),),),
+    "auth_codes": ((("grant", 1),),),
 }
 
 
@@ -310,9 +313,11 @@ class MongoIngestStore:
         """Delete a dead letter; False if it did not exist."""
         return self.collection(DEAD_LETTERS).delete_one({"_id": {"$eq": letter_id}}).deleted_count == 1
 
-    def dead_letter_page(self, reason, since_ms, until_ms, limit, after):
-        """Dead letters newest first, optionally of one reason and within [since, until]."""
+    def dead_letter_page(self, reason, since_ms, until_ms, limit, after, owner=None):
+        """Dead letters newest first, optionally of one client, one reason and within [since, until]."""
         query = {}
+        if owner is not None:
+            query["client"] = {"$eq": owner}
         if reason is not None:
             query["reason"] = {"$eq": reason}
         window = {}

@@ -338,16 +338,17 @@ def test_prefer_return_operation_outcome(client):
     assert total_of(client, "Patient") == 1
 
 
-def test_conditional_create_from_eight_threads_at_once_creates_one_resource(app):
+def test_conditional_create_from_eight_threads_at_once_creates_one_resource(app, client):
     import threading
 
     body = {"resourceType": "Patient", "identifier": [{"system": "urn:mrn", "value": "MRN-RACE"}]}
     statuses, barrier = [], threading.Barrier(8)
 
     def send():
-        client = app.test_client()
+        own = app.test_client()
+        own.environ_base.update(client.environ_base)
         barrier.wait()
-        response = client.post("/fhir/Patient", json=body, headers={"If-None-Exist": "identifier=urn:mrn|MRN-RACE"})
+        response = own.post("/fhir/Patient", json=body, headers={"If-None-Exist": "identifier=urn:mrn|MRN-RACE"})
         statuses.append((response.status_code, response.get_json()["id"]))
 
     threads = [threading.Thread(target=send) for _ in range(8)]
@@ -357,7 +358,7 @@ def test_conditional_create_from_eight_threads_at_once_creates_one_resource(app)
         thread.join()
     assert sorted(code for code, _ in statuses) == [200] * 7 + [201]
     assert len({rid for _, rid in statuses}) == 1
-    total = app.test_client().get("/fhir/Patient?identifier=urn:mrn|MRN-RACE&_summary=count").get_json()["total"]
+    total = client.get("/fhir/Patient?identifier=urn:mrn|MRN-RACE&_summary=count").get_json()["total"]
     assert total == 1
 
 

@@ -4,6 +4,8 @@ import copy
 
 import pytest
 
+from tests.support.oauth import system_client
+
 from .helpers import (
     INVALID_CONTENT_CODES,
     app_with,
@@ -286,9 +288,9 @@ def test_update_with_a_non_json_content_type_is_415(client, seeded):
     _unchanged(client, seeded)
 
 
-def test_body_over_max_content_length_is_413(mongo_server):
+def test_body_over_max_content_length_is_413(mongo_server, backend_key):
     with app_with(mongo_server, MAX_CONTENT_LENGTH=1024) as small:
-        client = small.test_client()
+        client = system_client(small, backend_key)
         small_body = observation("p1", when="2026-11-20T10:00:00Z")
         kept = create(client, small_body)
         before = stored_state(client, "Observation")

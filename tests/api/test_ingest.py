@@ -6,6 +6,7 @@ import pytest
 
 from fhir_iomt import create_app
 from fhir_iomt.domain.errors import Conflict
+from tests.support.oauth import system_client
 
 from .ingest_helpers import heart_rate, post, put_templates, search, templates
 
@@ -49,13 +50,13 @@ def test_same_message_twice_is_one_observation_in_one_version(loaded):
     assert len(search(loaded, "Observation?code=8867-4")) == 1
 
 
-def test_same_message_from_eight_threads_makes_one_of_each(app):
-    client = app.test_client()
+def test_same_message_from_eight_threads_makes_one_of_each(app, client):
     put_templates(client)
     statuses, barrier = [], threading.Barrier(8)
 
     def send():
         own = app.test_client()
+        own.environ_base.update(client.environ_base)
         barrier.wait()
         statuses.append(_only_result(post(own, heart_rate(81)))["status"])
 
@@ -141,10 +142,10 @@ def test_wrong_content_type_is_415_and_nothing_stored(loaded):
     assert loaded.get("/ingest/dead-letters").get_json()["items"] == []
 
 
-def test_body_over_the_limit_is_413(mongo_server):
+def test_body_over_the_limit_is_413(mongo_server, backend_key):
     app = create_app({"MONGODB_URI": mongo_server.uri, "MONGODB_DB": "t413ingest",
                       "INGEST_MAX_CONTENT_LENGTH": 2000})
-    client = app.test_client()
+    client = system_client(app, backend_key)
     response = post(client, [heart_rate(70)] * 100)
     assert response.status_code == 413
     assert response.get_json()["issue"][0]["code"] == "too-long"
@@ -262,8 +263,7 @@ def test_reingest_after_delete_continues_the_version_history(loaded):
     assert response.status_code == 200 and response.get_json()["meta"]["versionId"] == "4"
 
 
-def test_a_message_whose_write_fails_is_dead_lettered_while_the_rest_of_the_batch_is_stored(app, monkeypatch):
-    client = app.test_client()
+def test_a_message_whose_write_fails_is_dead_lettered_while_the_rest_of_the_batch_is_stored(app, client, monkeypatch):
     put_templates(client)
     [reference] = _only_result(post(client, heart_rate(72)))["observations"]
     services = app.extensions["fhir_iomt"]

@@ -1,0 +1,1 @@
+"""SMART on FHIR: the authorization server and the protection of the API."""
