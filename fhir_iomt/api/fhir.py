@@ -93,7 +93,7 @@ def _check_format():
 
 @blp.route("/metadata")
 class Metadata(MethodView):
-    @blp.doc(responses={"200": FHIR_OK})
+    @blp.doc(security=[], responses={"200": FHIR_OK})
     def get(self):
         """CapabilityStatement of this server (fhirVersion 4.0.1)."""
         config = current_app.config

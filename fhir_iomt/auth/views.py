@@ -21,6 +21,25 @@ BINDING_COOKIE = "fhir_iomt_authz"
 FORM = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}
 JSON_OK = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+SECURITY_SCHEME = {
+    "type": "oauth2",
+    "description": "SMART on FHIR: apps use the authorization code flow with PKCE S256; backend services use "
+                   "client_credentials with a private_key_jwt assertion (RS384 or ES384). Discovery: "
+                   "/fhir/.well-known/smart-configuration.",
+    "flows": {
+        "authorizationCode": {"authorizationUrl": "/auth/authorize", "tokenUrl": "/auth/token",
+                              "refreshUrl": "/auth/token", "scopes": {
+                                  "patient/*.rs": "Read and search the patient in context",
+                                  "user/*.cruds": "What the signed-in clinician may do",
+                                  "launch/patient": "Pick a patient at launch", "openid": "id_token",
+                                  "fhirUser": "The user's FHIR resource", "offline_access": "Refresh tokens"}},
+        "clientCredentials": {"tokenUrl": "/auth/token", "scopes": {
+            "system/*.cruds": "Backend access to every resource type", "system/AuditEvent.rs": "The audit trail",
+            "ingest:write": "Send device messages, see own dead letters",
+            "ingest:admin": "Manage templates and every dead letter", "launch:create": "Create EHR launch contexts",
+            "introspect": "Introspect any token"}},
+    },
+}
 
 
 def _auth():
@@ -84,12 +103,12 @@ def handle_authorize_error(error):
 
 @blp.route("/authorize")
 class Authorize(MethodView):
-    @blp.doc(responses={"302": {"description": "To the login page, or back to the app with an error"}})
+    @blp.doc(security=[], responses={"302": {"description": "To the login page, or back to the app with an error"}})
     def get(self):
         """Start an authorization (response_type=code, PKCE S256, aud, scope, state, launch)."""
         return _begin(request.args.to_dict())
 
-    @blp.doc(requestBody=FORM, responses={"302": {"description": "As GET"}})
+    @blp.doc(security=[], requestBody=FORM, responses={"302": {"description": "As GET"}})
     def post(self):
         """Start an authorization with the parameters in a form body."""
         return _begin(request.form.to_dict())
@@ -110,14 +129,14 @@ def _binding():
 
 @blp.route("/login")
 class Login(MethodView):
-    @blp.doc(responses={"200": {"description": "HTML login form"}})
+    @blp.doc(security=[], responses={"200": {"description": "HTML login form"}})
     def get(self):
         """The login form of a pending authorization."""
         request_id = request.args.get("request")
         _auth().pending(request_id, _binding())
         return render_template("auth_login.html", request_id=request_id, error=None)
 
-    @blp.doc(requestBody=FORM, responses={"302": {"description": "To the consent page"}})
+    @blp.doc(security=[], requestBody=FORM, responses={"302": {"description": "To the consent page"}})
     def post(self):
         """Check the username and password."""
         request_id, username = request.form.get("request"), request.form.get("username", "")
@@ -135,12 +154,13 @@ class Login(MethodView):
 
 @blp.route("/consent")
 class ConsentPage(MethodView):
-    @blp.doc(responses={"200": {"description": "HTML consent form"}})
+    @blp.doc(security=[], responses={"200": {"description": "HTML consent form"}})
     def get(self):
         """The consent form: the app, the permissions it gets, and a patient picker when one is needed."""
         return _consent_page(request.args.get("request"), None)
 
-    @blp.doc(requestBody=FORM, responses={"302": {"description": "Back to the app with a code or an error"}})
+    @blp.doc(security=[], requestBody=FORM,
+             responses={"302": {"description": "Back to the app with a code or an error"}})
     def post(self):
         """Approve or deny; the app gets a code (or access_denied) at its redirect URI."""
         request_id = request.form.get("request")
@@ -179,7 +199,7 @@ def _patient_label(patient):
 
 @blp.route("/token")
 class Token(MethodView):
-    @blp.doc(requestBody=FORM, responses={"200": JSON_OK, "400": JSON_OK, "401": JSON_OK})
+    @blp.doc(security=[], requestBody=FORM, responses={"200": JSON_OK, "400": JSON_OK, "401": JSON_OK})
     def post(self):
         """Token endpoint: authorization_code (+PKCE), refresh_token (rotated), client_credentials."""
         form = _form()
@@ -191,7 +211,7 @@ class Token(MethodView):
 
 @blp.route("/introspect")
 class Introspect(MethodView):
-    @blp.doc(requestBody=FORM, responses={"200": JSON_OK})
+    @blp.doc(security=[], requestBody=FORM, responses={"200": JSON_OK})
     def post(self):
         """RFC 7662 token introspection (the calling client authenticates)."""
         return _oauth_json(_auth().introspect(_form(), _basic_credentials(), _endpoints()))
@@ -199,7 +219,7 @@ class Introspect(MethodView):
 
 @blp.route("/revoke")
 class Revoke(MethodView):
-    @blp.doc(requestBody=FORM, responses={"200": {"description": "Revoked (also for unknown tokens)"}})
+    @blp.doc(security=[], requestBody=FORM, responses={"200": {"description": "Revoked (also for unknown tokens)"}})
     def post(self):
         """RFC 7009 revocation: the token and every token of its grant stop working at once."""
         _auth().revoke(_form(), _basic_credentials(), _endpoints())
@@ -208,7 +228,7 @@ class Revoke(MethodView):
 
 @blp.route("/jwks")
 class Jwks(MethodView):
-    @blp.doc(responses={"200": JSON_OK})
+    @blp.doc(security=[], responses={"200": JSON_OK})
     def get(self):
         """Public keys of the id_tokens."""
         return jsonify(_auth().jwks_document())
@@ -234,7 +254,7 @@ class Launch(MethodView):
 @wellknown.route("/.well-known/smart-configuration")
 @wellknown.route("/fhir/.well-known/smart-configuration")
 class SmartConfiguration(MethodView):
-    @blp.doc(responses={"200": JSON_OK})
+    @wellknown.doc(security=[], responses={"200": JSON_OK})
     def get(self):
         """SMART App Launch configuration (endpoints, capabilities, scopes)."""
         return jsonify(smart_configuration(root_url(), base_url()))
@@ -242,7 +262,7 @@ class SmartConfiguration(MethodView):
 
 @wellknown.route("/fhir/.well-known/openid-configuration")
 class OpenIdConfiguration(MethodView):
-    @blp.doc(responses={"200": JSON_OK})
+    @wellknown.doc(security=[], responses={"200": JSON_OK})
     def get(self):
         """OpenID Connect discovery for id_tokens."""
         return jsonify(openid_configuration(root_url(), base_url()))
