@@ -67,7 +67,9 @@ def start_server(uri, database, log_path):
     Returns (process, base URL). The server creates the indexes before it listens.
     """
     port = free_port()
-    environment = dict(os.environ, MONGODB_URI=uri, FHIR_IOMT_MONGODB_DB=database)
+    # Long runs: one token for the whole benchmark (the default backend token lives 5 minutes).
+    environment = dict(os.environ, MONGODB_URI=uri, FHIR_IOMT_MONGODB_DB=database,
+                       FHIR_IOMT_BACKEND_TOKEN_SECONDS="86400")
     environment.pop("FHIR_IOMT_PUBLIC_BASE_URL", None)
     executable = Path(sys.executable).with_name("fhir-iomt")
     log = open(log_path, "ab")  # noqa: SIM115 - owned by the child
@@ -89,6 +91,26 @@ def start_server(uri, database, log_path):
         time.sleep(0.2)
     stop_server(process)
     raise RuntimeError(f"the server was not ready within 120 s: {Path(log_path).read_text()}")
+
+
+def bench_token(uri, database, base, scope, folder):
+    """A real access token: a backend client registered with a new key, then client_credentials at `base`."""
+    import json
+
+    from joserfc.jwk import ECKey
+
+    from fhir_iomt import create_app
+    from fhir_iomt.auth.demo import request_backend_token
+
+    key = ECKey.generate_key("P-384", auto_kid=True)
+    app = create_app({"MONGODB_URI": uri, "MONGODB_DB": database})
+    auth = app.extensions["fhir_iomt"].auth
+    client_id = auth.register_client("benchmark", scope, jwks={"keys": [key.as_dict(private=False)]})["client_id"]
+    app.extensions["fhir_iomt"].store.close()
+    key_file = Path(folder) / "bench-key.jwk.json"
+    key_file.write_text(json.dumps(key.as_dict(private=True)))
+    return request_backend_token({"client_id": client_id, "key_file": str(key_file),
+                                  "token_url": f"{base}/auth/token", "scope": scope})
 
 
 def stop_server(process):

@@ -19,6 +19,7 @@ import requests
 from common import (
     RESULTS,
     ROOT,
+    bench_token,
     code_version,
     describe_code,
     env_int,
@@ -144,10 +145,12 @@ class Rejected(AssertionError):
 class HttpSide:
     """POST /ingest/messages over one keep-alive connection (requests.Session); times include parsing the answer."""
 
-    def __init__(self, base):
+    def __init__(self, base, token):
         self.base = base
         self.url = f"{base}/ingest/messages"
+        self.authorization = {"Authorization": f"Bearer {token}"}
         self.session = requests.Session()
+        self.session.headers.update(self.authorization)
         self.reconnects = 0
 
     def put_templates(self, document):
@@ -160,7 +163,7 @@ class HttpSide:
     def post(self, messages, session=None):
         """Post a batch (one message: the object itself, as a device sends it; more: a JSON array)."""
         body = orjson.dumps(messages[0] if len(messages) == 1 else messages)
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", **self.authorization}
         try:
             response = (session or self.session).post(self.url, data=body, headers=headers)
         except requests.ConnectionError:
@@ -323,7 +326,8 @@ def run():
         database = EmbeddedMongo(f"{data_dir}/db").start()
         server, base = start_server(database.uri, DATABASE, f"{data_dir}/server.log")
         print(f"nx-27017 at {database.uri}; server: fhir-iomt serve at {base} (pid {server.pid}); data in {data_dir}")
-        http, raw = HttpSide(base), RawSide(database.uri)
+        token = bench_token(database.uri, DATABASE, base, "ingest:write ingest:admin", data_dir)
+        http, raw = HttpSide(base, token), RawSide(database.uri)
 
         document = _ingest_helpers().templates(identity="create")
         described = http.put_templates(document)

@@ -20,6 +20,7 @@ import requests
 from common import (
     RESULTS,
     ROOT,
+    bench_token,
     code_version,
     describe_code,
     env_int,
@@ -206,10 +207,11 @@ def check_same(what, http_ids, raw_ids):
 class HttpSide:
     """The FHIR API over one keep-alive connection (requests.Session); times include JSON parsing."""
 
-    def __init__(self, base):
+    def __init__(self, base, token):
         self.base = base
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/fhir+json"
+        self.session.headers["Authorization"] = f"Bearer {token}"
 
     def _get(self, url, params=None):
         response = self.session.get(url, params=params)
@@ -257,9 +259,10 @@ class HttpClientSide:
     client-side work rather than the server's.
     """
 
-    def __init__(self, base):
+    def __init__(self, base, token):
         parts = urlsplit(base)
         self.host, self.port = parts.hostname, parts.port
+        self.headers = {"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}
         self.connection = None
 
     def _get(self, path):
@@ -267,7 +270,7 @@ class HttpClientSide:
             if self.connection is None:
                 self.connection = http.client.HTTPConnection(self.host, self.port, timeout=60)
             try:
-                self.connection.request("GET", path, headers={"Accept": "application/fhir+json"})
+                self.connection.request("GET", path, headers=self.headers)
                 response = self.connection.getresponse()
                 body = orjson.loads(response.read())
                 break
@@ -523,7 +526,8 @@ def run():
 
         server, base = start_server(database.uri, DATABASE, data_dir / "server.log")
         print(f"server: fhir-iomt serve at {base} (pid {server.pid})")
-        http, client, raw = HttpSide(base), HttpClientSide(base), RawSide(database.uri)
+        token = bench_token(database.uri, DATABASE, base, "system/Observation.rs", data_dir)
+        http, client, raw = HttpSide(base, token), HttpClientSide(base, token), RawSide(database.uri)
 
         rng = random.Random(SEED + 1)
         total = WARMUP + ITERATIONS
