@@ -3,6 +3,7 @@
 No Flask here: the views in auth/views.py parse requests and call this service.
 """
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -38,8 +39,12 @@ VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 ROLES = ("clinician", "patient")
 MIN_PASSWORD = 8
 APP_NAMED = LAUNCH_SCOPES | IDENTITY_SCOPES | REFRESH_SCOPES
-# A hash checked when the username is unknown, so both failures take the same time.
-_DUMMY_HASH = hash_password("not a password", n=2**14)
+
+
+@functools.cache
+def _dummy_hash():
+    """A hash checked when the username is unknown, so both failures take the same time (made on first use)."""
+    return hash_password("not a password")
 
 
 @dataclass(frozen=True)
@@ -248,7 +253,7 @@ class AuthService:
             raise LoginFailed("Too many failed attempts; wait and retry",
                               retry_after=max(1, -(-(failures["until"] - self._ms()) // 1000)))
         user = self.store.user(username or "")
-        if not verify_password(password or "", user["password"] if user else _DUMMY_HASH) or user is None:
+        if not verify_password(password or "", user["password"] if user else _dummy_hash()) or user is None:
             self.store.record_login_failure(username or "", self._ms(), self._delay_after)
             raise LoginFailed("Unknown username or wrong password")
         self.store.clear_login_failures(username)
