@@ -239,6 +239,24 @@ def server_process(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def server_auth(server_process):
+    """Registrations in the session server's own database, and real tokens from its token endpoint."""
+    from .oauth_helpers import ServerAuth  # imports this module: not at the top
+
+    admin = ServerAuth(server_process)
+    try:
+        yield admin
+    finally:
+        admin.close()
+
+
+@pytest.fixture()
+def bearer(server_auth):
+    """{"Authorization": "Bearer ..."}: a fresh token of a backend client holding every system scope."""
+    return server_auth.headers()
+
+
+@pytest.fixture(scope="session")
 def fhir_base(server_process):
     """FHIR base URL of the session's server, e.g. http://127.0.0.1:PORT/fhir."""
     return server_process.base

@@ -9,14 +9,27 @@ from fhirclient.models.observation import Observation
 from fhirclient.models.patient import Patient
 from fhirclient.server import FHIRNotFoundException
 
+from tests.support.oauth import ALL_SYSTEM_SCOPES, assertion
+
 from .builders import BODY_WEIGHT, HEART_RATE, LOINC, device, hours_after_start, instant, patient, vital_sign
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture()
-def smart(fhir_base):
-    return smart_client.FHIRClient(settings={"app_id": "fhir-iomt-e2e", "api_base": fhir_base})
+def smart(fhir_base, server_auth):
+    """A fhirclient authorized as a backend service: fhirclient itself fetches the token (client_credentials
+    with its `jwt_token` setting as the signed client assertion) and sends it on every request."""
+    client_id, key = server_auth.backend()
+    client = smart_client.FHIRClient(settings={
+        "app_id": client_id, "api_base": fhir_base, "scope": ALL_SYSTEM_SCOPES,
+        "jwt_token": assertion(client_id, key, server_auth.token_url),
+    })
+    client.wants_patient = False  # else fhirclient adds launch/patient, which a backend cannot hold
+    client.prepare()  # discovers the token endpoint in the CapabilityStatement
+    client.authorize()
+    assert client.server.auth.access_token
+    return client
 
 
 def _create(model, server):

@@ -29,8 +29,8 @@ FHIR_JSON = {"Accept": "application/fhir+json"}
 
 
 @pytest.fixture()
-def client(fhir_base):
-    return SyncFHIRClient(fhir_base, requests_config={"timeout": 30})
+def client(fhir_base, bearer):
+    return SyncFHIRClient(fhir_base, authorization=bearer["Authorization"], requests_config={"timeout": 30})
 
 
 def _create(client, data):
@@ -47,7 +47,7 @@ def _outcome(response):
     return body
 
 
-def test_patient_create_read_update_delete(client, fhir_base, tag):
+def test_patient_create_read_update_delete(client, fhir_base, bearer, tag):
     created = _create(client, patient(tag))
     assert created.meta.versionId == "1"
     assert created.meta.lastUpdated
@@ -67,43 +67,47 @@ def test_patient_create_read_update_delete(client, fhir_base, tag):
     again = client.reference("Patient", created.id).to_resource()
     assert again.name[0].given == ["Grace"]
     assert again.meta.versionId == "2"
-    response = requests.get(f"{fhir_base}/Patient/{created.id}", headers=FHIR_JSON, timeout=10)
+    response = requests.get(f"{fhir_base}/Patient/{created.id}", headers={**FHIR_JSON, **bearer}, timeout=10)
     assert response.headers["ETag"] == 'W/"2"'
-    old = requests.get(f"{fhir_base}/Patient/{created.id}/_history/1", headers=FHIR_JSON, timeout=10)
+    old = requests.get(f"{fhir_base}/Patient/{created.id}/_history/1", headers={**FHIR_JSON, **bearer},
+                       timeout=10)
     assert old.status_code == 200
     assert old.json()["name"][0]["given"] == ["Ada"]
 
     again.delete()
     with pytest.raises(ResourceNotFound):
         client.reference("Patient", created.id).to_resource()
-    gone = requests.get(f"{fhir_base}/Patient/{created.id}", headers=FHIR_JSON, timeout=10)
+    gone = requests.get(f"{fhir_base}/Patient/{created.id}", headers={**FHIR_JSON, **bearer}, timeout=10)
     assert gone.status_code == 410, gone.text
     assert _outcome(gone)["issue"][0]["code"] == "deleted"
     assert client.resources("Patient").search(identifier=f"{MRN_SYSTEM}|MRN-{tag}").fetch_all() == []
 
 
-def test_read_of_unknown_id_is_404(client, fhir_base):
+def test_read_of_unknown_id_is_404(client, fhir_base, bearer):
     with pytest.raises(ResourceNotFound):
         client.reference("Patient", "no-such-patient-e2e").to_resource()
-    response = requests.get(f"{fhir_base}/Patient/no-such-patient-e2e", headers=FHIR_JSON, timeout=10)
+    response = requests.get(f"{fhir_base}/Patient/no-such-patient-e2e", headers={**FHIR_JSON, **bearer},
+                            timeout=10)
     assert response.status_code == 404
     assert _outcome(response)["issue"][0]["code"] == "not-found"
 
 
-def test_stale_if_match_is_refused(fhir_base, tag):
+def test_stale_if_match_is_refused(fhir_base, bearer, tag):
     """Optimistic locking: an update against an old version fails with 412 and keeps the data."""
-    plain = SyncFHIRClient(fhir_base, requests_config={"timeout": 30})
+    token = bearer["Authorization"]
+    plain = SyncFHIRClient(fhir_base, authorization=token, requests_config={"timeout": 30})
     created = _create(plain, patient(tag))
     created["gender"] = "other"
     created.save()  # version 2
-    stale = SyncFHIRClient(fhir_base, extra_headers={"If-Match": 'W/"1"'}, requests_config={"timeout": 30})
+    stale = SyncFHIRClient(fhir_base, authorization=token, extra_headers={"If-Match": 'W/"1"'},
+                           requests_config={"timeout": 30})
     outdated = stale.resource("Patient", **{**patient(tag, given="Stale"), "id": created.id})
     # fhirpy maps every 412 to MultipleResourcesFound (meant for conditional requests).
     with pytest.raises(MultipleResourcesFound):
         outdated.save()
     response = requests.put(
         f"{fhir_base}/Patient/{created.id}", json={**patient(tag, given="Stale"), "id": created.id},
-        headers={**FHIR_JSON, "Content-Type": "application/fhir+json", "If-Match": 'W/"1"'}, timeout=10,
+        headers={**FHIR_JSON, **bearer, "Content-Type": "application/fhir+json", "If-Match": 'W/"1"'}, timeout=10,
     )
     assert response.status_code == 412, response.text
     assert _outcome(response)["issue"][0]["code"] == "conflict"
@@ -229,12 +233,12 @@ def test_search_by_patient_code_and_date_range_pages_in_order(client, tag, monke
     assert all(o.valueQuantity.code == "/min" for o in heart_rates)
 
 
-def test_pages_stay_correct_while_new_readings_arrive(client, fhir_base, tag):
+def test_pages_stay_correct_while_new_readings_arrive(client, fhir_base, bearer, tag):
     """Keyset paging: readings stored between two page requests neither repeat nor skip results."""
     subject, weights = _vital_signs_series(client, tag)
     params = {"patient": f"Patient/{subject.id}", "code": f"{LOINC}|29463-7", "_sort": "-date",
               "_count": "5"}
-    response = requests.get(f"{fhir_base}/Observation", params=params, headers=FHIR_JSON, timeout=30)
+    response = requests.get(f"{fhir_base}/Observation", params=params, headers={**FHIR_JSON, **bearer}, timeout=30)
     assert response.status_code == 200, response.text
     bundle = response.json()
     seen = [e["resource"]["id"] for e in bundle["entry"]]
@@ -247,7 +251,7 @@ def test_pages_stay_correct_while_new_readings_arrive(client, fhir_base, tag):
         links = {link["relation"]: link["url"] for link in bundle["link"]}
         if "next" not in links:
             break
-        response = requests.get(links["next"], headers=FHIR_JSON, timeout=30)
+        response = requests.get(links["next"], headers={**FHIR_JSON, **bearer}, timeout=30)
         assert response.status_code == 200, response.text
         bundle = response.json()
         seen += [e["resource"]["id"] for e in bundle["entry"]]

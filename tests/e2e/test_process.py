@@ -10,15 +10,25 @@ import requests
 
 from .builders import BODY_WEIGHT, hours_after_start, patient, vital_sign
 from .conftest import alive, assert_clean_stop, start_time
+from .oauth_helpers import ServerAuth
 
 pytestmark = pytest.mark.e2e
 
 FHIR_JSON = {"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"}
 
 
-def _post(base, resource):
+def _bearer(server):
+    """Authorization header with a real token of a backend client registered in this server's database."""
+    admin = ServerAuth(server)
+    try:
+        return admin.headers()
+    finally:
+        admin.close()
+
+
+def _post(base, resource, bearer):
     url = f"{base}/{resource['resourceType']}"
-    response = requests.post(url, json=resource, headers=FHIR_JSON, timeout=30)
+    response = requests.post(url, json=resource, headers={**FHIR_JSON, **bearer}, timeout=30)
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -26,16 +36,18 @@ def _post(base, resource):
 def test_data_survives_a_restart(start_server, tmp_path, tag):
     data_dir = tmp_path / "data"
     first = start_server(data_dir)
-    stored = _post(first.base, patient(tag))
-    reading = _post(first.base, vital_sign(BODY_WEIGHT, stored["id"], hours_after_start(0), 71.3))
+    bearer = _bearer(first)
+    stored = _post(first.base, patient(tag), bearer)
+    reading = _post(first.base, vital_sign(BODY_WEIGHT, stored["id"], hours_after_start(0), 71.3), bearer)
     assert_clean_stop(first, first.stop())
 
     second = start_server(data_dir)
-    response = requests.get(f"{second.base}/Patient/{stored['id']}", headers=FHIR_JSON, timeout=30)
+    bearer = _bearer(second)
+    response = requests.get(f"{second.base}/Patient/{stored['id']}", headers={**FHIR_JSON, **bearer}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json() == stored
     found = requests.get(f"{second.base}/Observation", params={"patient": stored["id"]},
-                         headers=FHIR_JSON, timeout=30).json()
+                         headers={**FHIR_JSON, **bearer}, timeout=30).json()
     assert [e["resource"]["id"] for e in found["entry"]] == [reading["id"]]
     assert_clean_stop(second, second.stop())
 
