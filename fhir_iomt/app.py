@@ -20,11 +20,13 @@ class Services:
     ingest: object
     dead_letters: object
     auth: object
+    audit: object
 
 
 def build_services(config, store):
     """Wire the services over a store (also used by the CLI outside a request)."""
     from .auth.service import AuthService
+    from .services.audit import AuditService
     from .services.ingest import DeadLetterService, IngestService
     from .services.ingest_templates import TemplateService
     from .services.resources import ResourceService
@@ -44,7 +46,8 @@ def build_services(config, store):
     dead_letters = DeadLetterService(ingest_store, default_count, max_count)
     auth = AuthService(MongoAuthStore(store), config, lambda pid: store.get("Patient", pid) is not None,
                        config.get("CLOCK"))
-    return Services(store, search, resources, templates, ingest, dead_letters, auth)
+    audit = AuditService(store, local_bases)
+    return Services(store, search, resources, templates, ingest, dead_letters, auth, audit)
 
 
 def create_app(config=None, store=None):

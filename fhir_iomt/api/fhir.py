@@ -12,6 +12,7 @@ from ..auth.discovery import capability_security
 from ..fhir import bundle
 from ..fhir.capability import capability_statement
 from ..fhir.outcome import information
+from ..services.resources import check_writable
 from .http import (
     UnsupportedMediaType,
     base_url,
@@ -29,7 +30,7 @@ blp = Blueprint(
 
 CONTROL_PARAMETERS = {"_format", "_pretty"}
 TYPE_PATH = {"name": "resource_type", "in": "path", "required": True,
-             "schema": {"type": "string", "enum": ["Patient", "Device", "Observation"]}}
+             "schema": {"type": "string", "enum": ["Patient", "Device", "Observation", "AuditEvent"]}}
 RESOURCE_BODY = {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}
 FHIR_OK = {"description": "FHIR resource or Bundle",
            "content": {"application/fhir+json": {"schema": {"type": "object"}}}}
@@ -115,6 +116,7 @@ class TypeEndpoint(MethodView):
     @blp.doc(parameters=[TYPE_PATH], requestBody=RESOURCE_BODY, responses={"201": FHIR_OK})
     def post(self, resource_type):
         """Create a resource (conditional with If-None-Exist)."""
+        check_writable(resource_type)
         guard = _authorize(resource_type, "create")
         body = read_body()
         condition = request.headers.get("If-None-Exist")
@@ -160,6 +162,7 @@ class InstanceEndpoint(MethodView):
     @blp.doc(parameters=[TYPE_PATH], requestBody=RESOURCE_BODY, responses={"200": FHIR_OK})
     def put(self, resource_type, resource_id):
         """Update a resource (If-Match for optimistic locking) or create it with this id."""
+        check_writable(resource_type)
         guard = _authorize(resource_type, "update")
         body = read_body()
         result = _services().resources.update(
@@ -171,6 +174,7 @@ class InstanceEndpoint(MethodView):
     @blp.doc(parameters=[TYPE_PATH], responses={"204": {"description": "Deleted"}})
     def delete(self, resource_type, resource_id):
         """Delete a resource; its history stays and a read then answers 410."""
+        check_writable(resource_type)
         guard = _authorize(resource_type, "delete")
         _services().resources.delete(resource_type, resource_id, permit=guard.permit(resource_type, "delete"))
         return fhir_response(None, 204)

@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, g, request
 
+from ..fhir.audit import AuditRecord
 from ..services.access import Guard
 
 PROTECTED_BLUEPRINTS = {"fhir", "ingest"}
@@ -53,8 +54,6 @@ def _should_audit():
 
 
 def _record(response):
-    from ..fhir.audit import AuditRecord  # TEMP until audit lands
-
     access = g.get("access")
     noted = g.get("audit_auth", {})
     view_args = request.view_args or {}
@@ -63,7 +62,8 @@ def _record(response):
     return AuditRecord(
         interaction=_interaction(), action=ACTIONS.get(request.method, "E"), method=request.method,
         path=request.path, status=response.status_code, recorded=(current_app.config.get("CLOCK") or _utc_now)(),
-        resource_type=view_args.get("resource_type"), resource_id=view_args.get("resource_id"),
+        resource_type=view_args.get("resource_type"),
+        resource_id=view_args.get("resource_id") or _created_id(response),
         query=request.query_string.decode("latin-1") or None,
         client_id=access.client_id if access else noted.get("client"),
         client_name=access.client_name if access else None,
@@ -75,9 +75,17 @@ def _record(response):
     )
 
 
+def _created_id(response):
+    """The id a create assigned, from its Location header (…/Type/id/_history/n)."""
+    if request.method != "POST" or response.status_code != 201 or "Location" not in response.headers:
+        return None
+    parts = response.headers["Location"].split("/")
+    return parts[-3] if len(parts) >= 3 and parts[-2] == "_history" else None
+
+
 def audit(response):
     """after_request: record an AuditEvent for every protected access and every refusal."""
-    if not _should_audit() or not hasattr(_services(), "audit"):  # TEMP
+    if not _should_audit():
         return response
     try:
         _services().audit.record(_record(response))

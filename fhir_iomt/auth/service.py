@@ -188,7 +188,7 @@ class AuthService:
 
     def create_launch(self, patient_id, created_by):
         """An EHR launch context for a patient; its id is the `launch` parameter of the app launch."""
-        if not patient_id or not PATIENT_ID.match(patient_id) or not self.patient_exists(patient_id):
+        if not isinstance(patient_id, str) or not PATIENT_ID.match(patient_id) or not self.patient_exists(patient_id):
             raise InvalidRequest("The launch needs the id of an existing Patient")
         launch_id = new_secret(24)
         lifetime = self.config["LAUNCH_SECONDS"]
@@ -364,8 +364,11 @@ class AuthService:
             raise OAuthError("invalid_client", "client_assertion jti was used before (replay)", 401)
         return client
 
-    def token(self, form, basic, endpoints):
-        """The token response for a grant_type (authorization_code, refresh_token, client_credentials)."""
+    def token(self, form, basic, endpoints, on_client=None):
+        """The token response for a grant_type (authorization_code, refresh_token, client_credentials).
+
+        `on_client(client_id)` is told who authenticated (for the audit trail), even if the grant then fails.
+        """
         handlers = {"authorization_code": self._code_grant, "refresh_token": self._refresh_grant,
                     "client_credentials": self._client_credentials_grant}
         handler = handlers.get(form.get("grant_type"))
@@ -373,6 +376,8 @@ class AuthService:
             raise OAuthError("unsupported_grant_type", "grant_type must be authorization_code, refresh_token "
                                                        "or client_credentials")
         client = self.authenticate_client(form, basic, endpoints)
+        if on_client:
+            on_client(client["_id"])
         if form.get("grant_type") not in client["grant_types"]:
             raise OAuthError("unauthorized_client", "This client may not use this grant_type")
         return handler(client, form, endpoints)
@@ -394,7 +399,14 @@ class AuthService:
         return self._issue(client, code["grant"], code["scope"], endpoints, code)
 
     def _refresh_grant(self, client, form, endpoints):
-        found = self.store.rotate_refresh(digest(form.get("refresh_token") or ""))
+        key = digest(form.get("refresh_token") or "")
+        current = self.store.token(key) if form.get("scope") else None
+        if (current is not None and current["kind"] == "refresh" and not current["used"]
+                and current["client"] == client["_id"]
+                and not set(split_scopes(form["scope"])) <= set(split_scopes(current["scope"]))):
+            # Refused before rotation: a bad request must not use the token up (a retry would revoke the grant).
+            raise OAuthError("invalid_scope", "A refresh may only narrow the granted scopes")
+        found = self.store.rotate_refresh(key)
         if found is None or found["client"] != client["_id"]:
             raise OAuthError("invalid_grant", "Unknown refresh token")
         if found["used"] or found["revoked"]:

@@ -204,7 +204,7 @@ class Token(MethodView):
         """Token endpoint: authorization_code (+PKCE), refresh_token (rotated), client_credentials."""
         form = _form()
         _note(client=form.get("client_id"), grant_type=form.get("grant_type"))
-        body = _auth().token(form, _basic_credentials(), _endpoints())
+        body = _auth().token(form, _basic_credentials(), _endpoints(), on_client=lambda cid: _note(client=cid))
         _note(outcome="issued")
         return _oauth_json(body)
 

@@ -46,6 +46,17 @@ class NotFound(FhirError):
     code = "not-found"
 
 
+class MethodNotAllowed(FhirError):
+    """The interaction is not offered on this resource type (e.g. writing the audit trail)."""
+
+    status = 405
+    code = "not-supported"
+
+    def __init__(self, diagnostics, allow="GET, HEAD"):
+        super().__init__(diagnostics)
+        self.headers = {"Allow": allow}
+
+
 class Gone(FhirError):
     """The resource was deleted."""
 

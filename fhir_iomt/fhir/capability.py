@@ -1,17 +1,37 @@
 """The CapabilityStatement, generated from what the server really implements."""
 
-from .params import PARAMS, SORTS, params_of
+from .audit import AUDIT_TYPE
+from .params import PARAMS, READ_ONLY_TYPES, SORTS, params_of
 
 FHIR_VERSION = "4.0.1"
 FORMATS = ["application/fhir+json", "application/json", "json"]
 INTERACTIONS = ["read", "vread", "update", "delete", "history-instance", "history-type",
                 "create", "search-type"]
+READ_ONLY_INTERACTIONS = ["read", "vread", "search-type", "history-instance", "history-type"]
+# Search parameters of this server's own, with no HL7 SearchParameter to point to.
+CUSTOM_PARAMS = {("AuditEvent", "client")}
+
+
+def _search_param(resource_type, param):
+    entry = {"name": param.name, "type": param.type}
+    if (resource_type, param.name) not in CUSTOM_PARAMS:
+        entry["definition"] = f"http://hl7.org/fhir/SearchParameter/{_definition(resource_type, param.name)}"
+    entry["documentation"] = param.description
+    return entry
+
+
+# What differs for a type only the server writes (AuditEvent): no create, update or delete.
+READ_ONLY_ENTRY = {
+    "versioning": "versioned",
+    "updateCreate": False,
+    "conditionalCreate": False,
+}
 
 
 def _resource(resource_type):
     params = params_of(resource_type)
     sorts = ", ".join(sorted(SORTS[resource_type]))
-    return {
+    entry = {
         "type": resource_type,
         "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
         "interaction": [{"code": code} for code in INTERACTIONS],
@@ -22,22 +42,20 @@ def _resource(resource_type):
         "conditionalRead": "not-supported",
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
-        "searchParam": [
-            {
-                "name": p.name,
-                "type": p.type,
-                "definition": f"http://hl7.org/fhir/SearchParameter/{_definition(resource_type, p.name)}",
-                "documentation": p.description,
-            }
-            for p in params.values()
-        ],
+        "searchParam": [_search_param(resource_type, p) for p in params.values()],
         "documentation": f"Sort with _sort on: {sorts} (prefix '-' for descending).",
     }
+    if resource_type in READ_ONLY_TYPES:
+        entry.update(READ_ONLY_ENTRY, interaction=[{"code": code} for code in READ_ONLY_INTERACTIONS],
+                     documentation=f"Written by the server only. {entry['documentation']}")
+    return entry
 
 
 def _definition(resource_type, name):
     if name.startswith("_"):
         return f"Resource-{name[1:]}"
+    if resource_type == AUDIT_TYPE:  # no shared (clinical-*) definitions
+        return f"{resource_type}-{name}"
     shared = {"patient": "clinical-patient", "code": "clinical-code", "date": "clinical-date",
               "identifier": "clinical-identifier" if resource_type == "Patient" else None}
     return shared.get(name) or f"{resource_type}-{name}"

@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .audit import AUDIT_TYPE, CLIENT_SYSTEM, OBJECT_ROLE_SYSTEM
 from .dates import DateRange, parse_range
 
 # Bounds of open Period ends, and the marker stored when a resource has no date,
@@ -133,6 +134,74 @@ def _patient_ref(path):
     return extract
 
 
+def _first_reference(references, local_bases, wanted_type=None):
+    for reference in references:
+        key = reference_key(reference, local_bases)
+        if key and (wanted_type is None or reference_type(key) == wanted_type):
+            return key
+    return None
+
+
+def _first(values):
+    return next((v for v in values if v), None)
+
+
+def _agent_references(resource):
+    return [(a.get("who") or {}).get("reference") for a in resource.get("agent") or []]
+
+
+def _entity_references(resource):
+    return [(e.get("what") or {}).get("reference") for e in resource.get("entity") or []]
+
+
+def _is_patient_role(entity):
+    role = entity.get("role") or {}
+    return role.get("code") == "1" and role.get("system") == OBJECT_ROLE_SYSTEM
+
+
+def _audit_patient(resource, local_bases):
+    """The patient of an AuditEvent: its Patient-role entity, else any Patient entity or agent."""
+    entities = sorted(resource.get("entity") or [], key=lambda e: not _is_patient_role(e))
+    references = [(e.get("what") or {}).get("reference") for e in entities] + _agent_references(resource)
+    return _first_reference(references, local_bases, "Patient")
+
+
+def _audit_client(resource):
+    identifiers = [(a.get("who") or {}).get("identifier") or {} for a in resource.get("agent") or []]
+    return _first(i.get("value") for i in identifiers if i.get("system") == CLIENT_SYSTEM)
+
+
+# AuditEvents are written once by the server (lastUpdated = recorded), so `date` shares the
+# `lu` key with _lastUpdated: one set of indexes serves both, and the default sort.
+# Reference and scalar token fields keep the first value only: the query side matches a
+# reference with $eq, and every AuditEvent the server builds has at most one of each.
+AUDIT_EVENT_PARAMS = (
+    SearchParam("date", "date", "lu", lambda r: parse_range(r["recorded"]) if r.get("recorded") else None,
+                description="AuditEvent.recorded (equals meta.lastUpdated)"),
+    SearchParam("type", "token", "type", lambda r: _codeable_tokens([{"coding": [r.get("type") or {}]}]),
+                array=True, description="AuditEvent.type (rest, or DICOM 110114 for authentication)"),
+    SearchParam("subtype", "token", "subtype", lambda r: _codeable_tokens([{"coding": r.get("subtype") or []}]),
+                array=True, description="AuditEvent.subtype (the restful interaction, e.g. read, search-type)"),
+    SearchParam("action", "token", "action", lambda r: r.get("action"), description="AuditEvent.action (C R U D E)"),
+    SearchParam("outcome", "token", "outcome", lambda r: r.get("outcome"),
+                description="AuditEvent.outcome (0 success, 4 refused or invalid, 8 server error)"),
+    SearchParam("agent", "reference", "agent", lambda r, bases: _first_reference(_agent_references(r), bases),
+                targets=("Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Person"),
+                description="The user (fhirUser) that made the request"),
+    SearchParam("altid", "token", "altid", lambda r: _first(a.get("altId") for a in r.get("agent") or []),
+                description="The user's login name (AuditEvent.agent.altId)"),
+    SearchParam("entity", "reference", "entity", lambda r, bases: _first_reference(_entity_references(r), bases),
+                targets=("Observation", "Device", "Patient"), description="The resource the request was about"),
+    SearchParam("patient", "reference", "patient", _audit_patient, targets=("Patient",),
+                description="The patient concerned (entity with role Patient, or a Patient agent)"),
+    SearchParam("address", "token", "address",
+                lambda r: _first((a.get("network") or {}).get("address") for a in r.get("agent") or []),
+                description="The client's network address (AuditEvent.agent.network.address)"),
+    SearchParam("client", "token", "client", _audit_client,
+                description=f"The client application ({CLIENT_SYSTEM}|client_id of an agent)"),
+)
+
+
 COMMON = (
     SearchParam("_id", "token", "id", lambda r: r.get("id"), description="Logical id"),
     SearchParam(
@@ -190,15 +259,19 @@ PARAMS = {
         SearchParam("gender", "token", "gender", lambda r: r.get("gender"),
                     description="Patient.gender"),
     ),
+    AUDIT_TYPE: AUDIT_EVENT_PARAMS,
 }
 
 RESOURCE_TYPES = tuple(PARAMS)
+# Types only the server writes (services/audit.py): read, vread, search and instance history only.
+READ_ONLY_TYPES = frozenset({AUDIT_TYPE})
 
 # Sort keys clients may ask for, by type: _sort value -> search sub-document key.
 SORTS = {
     "Observation": {"date": "date", "_lastUpdated": "lu"},
     "Device": {"_lastUpdated": "lu"},
     "Patient": {"_lastUpdated": "lu"},
+    AUDIT_TYPE: {"date": "lu", "_lastUpdated": "lu"},
 }
 
 

@@ -10,12 +10,13 @@ from ..domain.errors import (
     Gone,
     InvalidRequest,
     InvalidResource,
+    MethodNotAllowed,
     NotFound,
     PreconditionFailed,
     VersionConflict,
 )
 from ..fhir.dates import format_instant
-from ..fhir.params import RESOURCE_TYPES, extract_search_fields
+from ..fhir.params import READ_ONLY_TYPES, RESOURCE_TYPES, extract_search_fields
 from ..fhir.validation import validate_resource
 from .conditional import ConditionalCreate, condition_key
 
@@ -34,6 +35,13 @@ def check_type(resource_type):
     """NotFound unless the server serves this resource type."""
     if resource_type not in RESOURCE_TYPES:
         raise NotFound(f"Resource type '{resource_type}' is not supported by this server")
+
+
+def check_writable(resource_type):
+    """NotFound for an unknown type, MethodNotAllowed (405) for one only the server writes (AuditEvent)."""
+    check_type(resource_type)
+    if resource_type in READ_ONLY_TYPES:
+        raise MethodNotAllowed(f"{resource_type} is read-only: the server alone writes it")
 
 
 def _now():
@@ -100,7 +108,7 @@ class ResourceService:
         `base` is the URL the request came in on: absolute references on it are local.
         `permit(resource)` raises when the caller may not touch a resource (checked before any write).
         """
-        check_type(resource_type)
+        check_writable(resource_type)
         validate_resource(resource_type, body)
         if permit:
             permit(body)
@@ -120,7 +128,7 @@ class ResourceService:
 
     def create_with_id(self, resource_type, resource):
         """Create version 1 under the resource's own id; Conflict if that id exists."""
-        check_type(resource_type)
+        check_writable(resource_type)
         validate_resource(resource_type, resource)
         if self.store.get(resource_type, resource["id"]) is not None:
             raise Conflict(f"{resource_type}/{resource['id']} exists")
@@ -129,7 +137,7 @@ class ResourceService:
 
     def update(self, resource_type, resource_id, body, if_match=None, base=None, permit=None):
         """Update, or create with the client's id when the resource does not exist (`permit`: as in create)."""
-        check_type(resource_type)
+        check_writable(resource_type)
         if not ID_PATTERN.match(resource_id):
             raise InvalidResource(f"'{resource_id}' is not a valid FHIR id")
         validate_resource(resource_type, body)
@@ -156,7 +164,7 @@ class ResourceService:
 
     def delete(self, resource_type, resource_id, permit=None):
         """Delete the current version, keeping history; idempotent on deleted resources (`permit`: as in create)."""
-        check_type(resource_type)
+        check_writable(resource_type)
         current = self.store.get(resource_type, resource_id) if ID_PATTERN.match(resource_id) else None
         if current is None:
             if self.store.latest_history(resource_type, resource_id) is None:

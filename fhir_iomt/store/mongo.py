@@ -1,7 +1,7 @@
 """MongoDB repository: current versions per type, one history collection, keyset paging."""
 
-from pymongo import ASCENDING, DESCENDING, MongoClient
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient
+from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, PyMongoError
 
 from ..domain.errors import Conflict
 from ..fhir import expr
@@ -13,6 +13,7 @@ DEAD_LETTERS = "ingest_dead_letters"
 CONDITIONS = "conditional_claims"
 DUPLICATE_KEY = 11000
 DATABASE_ERRORS = PyMongoError
+CLIENT_BULK_WRITE_WIRE_VERSION = 25  # MongoDB 8.0's bulkWrite command (nx-27017 0.8.1 has it too)
 
 INDEXES = {
     "Observation": (
@@ -46,6 +47,14 @@ INDEXES = {
         (("reason", 1), ("received", -1), ("dlid", -1)),
         (("client", 1), ("received", -1), ("dlid", -1)),
     ),
+    # AuditEvent: `date` and _lastUpdated share the `lu` key (fhir/params.py). Each index costs every
+    # request a write, so only the audit reviews' shapes: by time, and by client, patient or user.
+    "AuditEvent": (
+        (("s.lu", -1), ("s.id", -1)),
+        (("s.client", 1), ("s.lu", -1), ("s.id", -1)),
+        (("s.patient", 1), ("s.lu", -1), ("s.id", -1)),
+        (("s.altid", 1), ("s.lu", -1), ("s.id", -1)),
+    ),
     "auth_tokens": ((("grant", 1),),),
     "auth_codes": ((("grant", 1),),),
 }
@@ -70,6 +79,7 @@ class MongoStore:
         )
         self.db = self.client[database]
         self._collections = {}
+        self._client_bulk_write = None
 
     def collection(self, name):
         """A cached Collection object (building one per call costs ~50 µs on the hot path)."""
@@ -130,6 +140,30 @@ class MongoStore:
             {"_id": {"$eq": resource_id}, "v": {"$eq": expected_version}}
         )
         return result.deleted_count == 1
+
+    def insert_with_history(self, resource_type, document, entry):
+        """Insert a new current version and its history entry (as for add_history); Conflict if either is taken.
+
+        One round trip (the bulkWrite command) where the server has it, else two inserts.
+        """
+        if not self._supports_client_bulk_write():
+            self.insert(resource_type, document)
+            self.add_history(resource_type, entry)
+            return
+        writes = [InsertOne(document, namespace=f"{self.db.name}.{resource_type}"),
+                  InsertOne(self.history_document(resource_type, entry), namespace=f"{self.db.name}.{HISTORY}")]
+        try:
+            self.client.bulk_write(writes, ordered=True)
+        except ClientBulkWriteException as error:
+            if any(e.get("code") == DUPLICATE_KEY for e in error.write_errors or []):
+                raise Conflict(f"{resource_type}/{document['_id']} was created concurrently") from error
+            raise
+
+    def _supports_client_bulk_write(self):
+        if self._client_bulk_write is None:
+            hello = self.db.command("hello")
+            self._client_bulk_write = hello.get("maxWireVersion", 0) >= CLIENT_BULK_WRITE_WIRE_VERSION
+        return self._client_bulk_write
 
     def insert_new(self, resource_type, documents):
         """Insert many new current versions at once; returns the ids that already existed."""
