@@ -23,21 +23,23 @@ def _links(endpoint, params, current, page):
     return links
 
 
+def _search_entry(base, resource, mode):
+    return {
+        "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
+        "resource": resource,
+        "search": {"mode": mode},
+    }
+
+
 def searchset(base, page, endpoint):
-    """A searchset Bundle for a Page, with paging links and an outcome entry for ignored parameters."""
+    """A searchset Bundle: matches, then _included resources, then an outcome entry for ignored parameters."""
     request = page.request
     bundle = {"resourceType": "Bundle", "type": "searchset"}
     if page.total is not None:
         bundle["total"] = page.total
     bundle["link"] = _links(endpoint, request.applied, request.page, page)
-    entries = [
-        {
-            "fullUrl": f"{base}/{resource['resourceType']}/{resource['id']}",
-            "resource": resource,
-            "search": {"mode": "match"},
-        }
-        for resource in page.resources
-    ]
+    entries = [_search_entry(base, resource, "match") for resource in page.resources]
+    entries += [_search_entry(base, resource, "include") for resource in page.included]
     if request.ignored:
         names = ", ".join(sorted(set(request.ignored)))
         outcome = operation_outcome(
@@ -70,10 +72,9 @@ def _history_entry(base, resource_type, entry):
 
 def history(base, resource_type, page, endpoint, params, current):
     """A history Bundle of stored versions, newest first."""
-    return {
-        "resourceType": "Bundle",
-        "type": "history",
-        "total": page.total,
-        "link": _links(endpoint, params, current, page),
-        "entry": [_history_entry(base, resource_type, e) for e in page.entries],
-    }
+    bundle = {"resourceType": "Bundle", "type": "history"}
+    if page.total is not None:  # a confined token is not told how many entries it cannot see
+        bundle["total"] = page.total
+    bundle["link"] = _links(endpoint, params, current, page)
+    bundle["entry"] = [_history_entry(base, resource_type, e) for e in page.entries]
+    return bundle

@@ -2,6 +2,7 @@
 
 from .audit import AUDIT_TYPE
 from .params import PARAMS, READ_ONLY_TYPES, SORTS, params_of
+from .query import include_values
 
 FHIR_VERSION = "4.0.1"
 FORMATS = ["application/fhir+json", "application/json", "json"]
@@ -45,6 +46,8 @@ def _resource(resource_type):
         "searchParam": [_search_param(resource_type, p) for p in params.values()],
         "documentation": f"Sort with _sort on: {sorts} (prefix '-' for descending).",
     }
+    if include_values(resource_type):
+        entry["searchInclude"] = include_values(resource_type)
     if resource_type in READ_ONLY_TYPES:
         entry.update(READ_ONLY_ENTRY, interaction=[{"code": code} for code in READ_ONLY_INTERACTIONS],
                      documentation=f"Written by the server only. {entry['documentation']}")
@@ -80,7 +83,9 @@ def capability_statement(base, software_version, published, max_count, default_c
                     f"Search pages hold _count results (default {default_count}, maximum "
                     f"{max_count}); follow the Bundle's next link to page. Dates without a time "
                     f"zone are read as UTC. Request bodies up to {max_body} bytes. Unknown search "
-                    "parameters are ignored and reported unless Prefer: handling=strict."
+                    "parameters are ignored and reported unless Prefer: handling=strict. _include "
+                    "(see searchInclude) adds the referenced resources of each page's matches; "
+                    "_include:iterate and _revinclude are not supported."
                 ),
                 "resource": [_resource(t) for t in PARAMS],
                 "searchParam": [

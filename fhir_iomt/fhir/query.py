@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ..domain.errors import InvalidRequest, UnsupportedParameter
 from . import expr
 from .dates import parse_range
-from .params import MISSING_DATE, SORTS, normalize_text, params_of, reference_key
+from .params import MISSING_DATE, RESOURCE_TYPES, SORTS, normalize_text, params_of, reference_key
 
 DATE_PREFIXES = ("eq", "ne", "lt", "le", "gt", "ge", "sa", "eb")
 RESULT_PARAMETERS = {"_count", "_sort", "_summary", "_total", "_format", "_pretty", "_page"}
@@ -14,6 +14,8 @@ STRING_MODIFIERS = {"", "exact", "contains"}
 # Bounds on one search's size: each value becomes a database condition (a regex for strings).
 MAX_VALUES = 50
 MAX_CRITERIA = 30
+# Reference parameters _include follows, by source type ('*' names them all).
+INCLUDES = {"Observation": ("patient", "subject", "device"), "Device": ("patient",)}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,14 @@ class Sort:
 
     def as_param(self):
         return ("-" if self.descending else "") + self.param
+
+
+@dataclass(frozen=True)
+class Include:
+    """One _include: the search-document key of a reference parameter and the target types to return."""
+
+    key: str
+    targets: tuple
 
 
 @dataclass
@@ -41,6 +51,7 @@ class SearchRequest:
     page: str | None = None
     applied: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
+    includes: list = field(default_factory=list)
 
 
 def split_values(raw):
@@ -146,6 +157,36 @@ def _parse_sort(resource_type, raw):
     return Sort(allowed[name], raw.startswith("-"), name)
 
 
+def include_values(resource_type):
+    """The _include values a type supports, as the CapabilityStatement lists them."""
+    names = INCLUDES.get(resource_type, ())
+    return ["*", *(f"{resource_type}:{name}" for name in names)] if names else []
+
+
+def _include_error(resource_type, raw):
+    supported = ", ".join(include_values(resource_type)) or "none"
+    return UnsupportedParameter(f"_include={raw} is not supported for {resource_type} (supported: {supported})")
+
+
+def parse_include(resource_type, raw):
+    """The Includes of one _include value ('*' or Source:param[:Target]); UnsupportedParameter otherwise."""
+    parts = [resource_type, "*"] if raw == "*" else raw.split(":")
+    names = INCLUDES.get(resource_type, ())
+    if len(parts) not in (2, 3) or parts[0] != resource_type or (parts[1] != "*" and parts[1] not in names):
+        raise _include_error(resource_type, raw)
+    params = params_of(resource_type)
+    target = parts[2] if len(parts) == 3 else None
+    chosen = [params[name] for name in (names if parts[1] == "*" else (parts[1],))]
+    chosen = [p for p in chosen if target is None or target in p.targets]
+    if not chosen:
+        raise _include_error(resource_type, raw)
+    # Only types this server stores can be returned (a Group subject is a valid but empty include).
+    return [
+        Include(p.key, tuple(t for t in ((target,) if target else p.targets) if t in RESOURCE_TYPES))
+        for p in chosen
+    ]
+
+
 class _Builder:
     """Accumulates the pieces of a SearchRequest while walking the parameters."""
 
@@ -193,6 +234,21 @@ class _Builder:
         self.criteria.append(_criterion(param, modifier, raw, self.local_bases))
         self.request.applied.append((name, raw))
 
+    def include(self, name, raw, strict):
+        try:
+            if name != "_include":
+                raise UnsupportedParameter(f"{name} is not supported (only _include, which does not iterate)")
+            includes = parse_include(self.resource_type, raw)
+        except UnsupportedParameter:
+            if strict:
+                raise
+            self.request.ignored.append(f"{name}={raw}")
+            return
+        request = self.request
+        request.includes.extend(i for i in includes if i not in request.includes)
+        if (name, raw) not in request.applied:
+            request.applied.append((name, raw))
+
 
 def parse_search(resource_type, items, strict=False, default_count=50, max_count=1000, local_bases=()):
     """Parse (name, value) pairs of a search into a SearchRequest; raise on bad input.
@@ -203,6 +259,8 @@ def parse_search(resource_type, items, strict=False, default_count=50, max_count
     for name, raw in items:
         if name in RESULT_PARAMETERS:
             builder.result_parameter(name, raw)
+        elif name.partition(":")[0] == "_include":
+            builder.include(name, raw, strict)
         else:
             builder.search_parameter(name, raw, strict)
     request = builder.request

@@ -9,6 +9,7 @@ import orjson
 
 from ..domain.errors import InvalidRequest, NotFound
 from ..fhir.dates import parse_range
+from ..fhir.params import reference_type
 from ..fhir.query import parse_count, parse_search
 from .resources import check_type
 
@@ -23,6 +24,7 @@ class Page:
     previous_cursor: str | None = None
     request: object = None
     entries: list = field(default_factory=list)
+    included: list = field(default_factory=list)
 
 
 def encode_cursor(kind, key, direction):
@@ -77,6 +79,24 @@ def neighbour_cursors(rows, key_of, kind, has_before, has_after):
     return previous, following
 
 
+def _as_list(value):
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def include_keys(includes, rows):
+    """'Type/id' of each local resource the includes reach from the matched rows, once, in first-seen order."""
+    keys = {}
+    for row in rows:
+        for include in includes:
+            for key in _as_list(row["s"].get(include.key)):
+                # The stored key is 'Type/id' for a local reference and a full URL for another server's.
+                if "://" not in key and reference_type(key) in include.targets:
+                    keys[key] = None
+    return list(keys)
+
+
 class SearchService:
     """Searches current versions and history through the store."""
 
@@ -92,8 +112,11 @@ class SearchService:
         bases = self.local_bases + ((base,) if base else ())
         return parse_search(resource_type, items, strict, self.default_count, self.max_count, bases)
 
-    def search(self, request):
-        """Run a parsed search and return one Page."""
+    def search(self, request, include_filter=None):
+        """Run a parsed search and return one Page.
+
+        `include_filter(resource_type, resource)`, when given, decides which _included resources may be returned.
+        """
         sort = request.sort
         kind = f"{request.resource_type}:{sort.as_param()}"
         total = None
@@ -114,7 +137,25 @@ class SearchService:
         previous, following = neighbour_cursors(
             rows, lambda doc: (doc["s"][sort.key], doc["s"]["id"]), kind, has_before, has_after
         )
-        return Page([doc["resource"] for doc in rows], total, following, previous, request)
+        page = Page([doc["resource"] for doc in rows], total, following, previous, request)
+        page.included = self._included(request, rows, include_filter)
+        return page
+
+    def _included(self, request, rows, include_filter):
+        """The resources a page's matches reference through its _includes: one batch read per type."""
+        matched = {f"{request.resource_type}/{row['s']['id']}" for row in rows}
+        wanted = {}
+        for key in include_keys(request.includes, rows):
+            if key not in matched:
+                resource_type, _, resource_id = key.partition("/")
+                wanted.setdefault(resource_type, []).append(resource_id)
+        included = []
+        for resource_type, ids in wanted.items():
+            documents = self.store.get_many(resource_type, ids)
+            included.extend(
+                (resource_type, documents[i]["resource"]) for i in ids if documents.get(i) is not None
+            )
+        return [r for t, r in included if include_filter is None or include_filter(t, r)]
 
     def match_for_condition(self, resource_type, items, base=None):
         """Up to two resources matching a conditional request's query (strict parsing)."""
