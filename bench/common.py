@@ -106,7 +106,7 @@ def bench_token(uri, database, base, scope, folder):
     app = create_app({"MONGODB_URI": uri, "MONGODB_DB": database})
     auth = app.extensions["fhir_iomt"].auth
     client_id = auth.register_client("benchmark", scope, jwks={"keys": [key.as_dict(private=False)]})["client_id"]
-    app.extensions["fhir_iomt"].store.close()
+    app.extensions["fhir_iomt"].close()
     key_file = Path(folder) / "bench-key.jwk.json"
     key_file.write_text(json.dumps(key.as_dict(private=True)))
     return request_backend_token({"client_id": client_id, "key_file": str(key_file),

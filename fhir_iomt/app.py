@@ -22,6 +22,11 @@ class Services:
     auth: object
     audit: object
 
+    def close(self):
+        """Store the queued audit events, then close the database connection."""
+        self.audit.close()
+        self.store.close()
+
 
 def build_services(config, store):
     """Wire the services over a store (also used by the CLI outside a request)."""

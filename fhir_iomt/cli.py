@@ -66,7 +66,7 @@ def serve(host, port, workers, threads, demo):
     def prepare(uri, _embedded):
         app = _app(uri)
         _prepare(app, demo, base)
-        app.extensions["fhir_iomt"].store.close()
+        app.extensions["fhir_iomt"].close()
 
     def announce(uri, embedded):
         where = f"embedded nx-27017 at {uri} (data in {embedded.data_dir})" if embedded else "MONGODB_URI"
@@ -249,7 +249,7 @@ def _admin(action):
     except FhirError as error:
         raise click.ClickException(error.diagnostics) from error
     finally:
-        app.extensions["fhir_iomt"].store.close()
+        app.extensions["fhir_iomt"].close()
 
 
 def _require_uri_app():

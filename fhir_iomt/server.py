@@ -40,6 +40,14 @@ def database(config, embedded_port=None):
         server.stop()
 
 
+def _flush_audit(_arbiter, worker):
+    """gunicorn worker_exit hook: store the worker's queued AuditEvents before it goes."""
+    app = getattr(worker, "wsgi", None)
+    services = getattr(app, "extensions", {}).get("fhir_iomt")
+    if services is not None and not services.audit.flush(timeout=8.0):
+        worker.log.error("audit events still queued at worker exit")
+
+
 def serve(host, port, workers, threads, prepare, announce):
     """Serve until SIGINT/SIGTERM; the embedded database (if any) stops with the server.
 
@@ -63,6 +71,7 @@ def serve(host, port, workers, threads, prepare, announce):
             "timeout": 60,
             "graceful_timeout": 10,
             "when_ready": lambda _arbiter: announce(uri, embedded),
+            "worker_exit": _flush_audit,
         }
         try:
             GunicornServer(create_app, options).run()

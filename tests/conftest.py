@@ -26,7 +26,7 @@ def app(mongo_server):
     services = application.extensions["fhir_iomt"]
     services.store.ensure_indexes()
     yield application
-    services.store.close()
+    services.close()
 
 
 @pytest.fixture(scope="session")

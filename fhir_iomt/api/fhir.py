@@ -10,6 +10,7 @@ from werkzeug.http import http_date
 
 from ..auth.discovery import capability_security
 from ..fhir import bundle
+from ..fhir.audit import AUDIT_TYPE
 from ..fhir.capability import capability_statement
 from ..fhir.outcome import information
 from ..services.resources import check_writable
@@ -73,17 +74,20 @@ def _search_items(extra=()):
 def _authorize(resource_type, interaction):
     """403 unless the token's scopes grant the interaction on the type at all (before any lookup)."""
     g.guard.constraints(resource_type, interaction)
+    if resource_type == AUDIT_TYPE:
+        # Events are written in the background: this process's own are stored before it reads the trail.
+        _services().audit.flush()
     return g.guard
 
 
 def _search(resource_type, items):
     services = _services()
-    guard = g.guard
+    guard = _authorize(resource_type, "search-type")
     items = items + guard.search_items(resource_type)
     parsed = services.search.parse(
         resource_type, items, strict=prefer("handling") == "strict", base=base_url()
     )
-    page = services.search.search(parsed)  # TEMP include_filter=guard.include_filter
+    page = services.search.search(parsed, include_filter=guard.include_filter)
     return fhir_response(bundle.searchset(base_url(), page, f"{base_url()}/{resource_type}"))
 
 

@@ -1,7 +1,7 @@
 """MongoDB repository: current versions per type, one history collection, keyset paging."""
 
-from pymongo import ASCENDING, DESCENDING, InsertOne, MongoClient
-from pymongo.errors import BulkWriteError, ClientBulkWriteException, DuplicateKeyError, PyMongoError
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from ..domain.errors import Conflict
 from ..fhir import expr
@@ -13,7 +13,6 @@ DEAD_LETTERS = "ingest_dead_letters"
 CONDITIONS = "conditional_claims"
 DUPLICATE_KEY = 11000
 DATABASE_ERRORS = PyMongoError
-CLIENT_BULK_WRITE_WIRE_VERSION = 25  # MongoDB 8.0's bulkWrite command (nx-27017 0.8.1 has it too)
 
 INDEXES = {
     "Observation": (
@@ -79,7 +78,6 @@ class MongoStore:
         )
         self.db = self.client[database]
         self._collections = {}
-        self._client_bulk_write = None
 
     def collection(self, name):
         """A cached Collection object (building one per call costs ~50 µs on the hot path)."""
@@ -89,7 +87,7 @@ class MongoStore:
         return found
 
     def close(self):
-        """Close the connection pool."""
+        """Close the connection pool (close the audit service first: it writes in the background)."""
         self.client.close()
 
     def ping(self):
@@ -141,29 +139,13 @@ class MongoStore:
         )
         return result.deleted_count == 1
 
-    def insert_with_history(self, resource_type, document, entry):
-        """Insert a new current version and its history entry (as for add_history); Conflict if either is taken.
+    def insert_all_with_history(self, resource_type, pairs):
+        """Insert many new current versions with their history entries ((document, entry) pairs).
 
-        One round trip (the bulkWrite command) where the server has it, else two inserts.
+        Idempotent: a document or entry already stored (a retried batch) is skipped.
         """
-        if not self._supports_client_bulk_write():
-            self.insert(resource_type, document)
-            self.add_history(resource_type, entry)
-            return
-        writes = [InsertOne(document, namespace=f"{self.db.name}.{resource_type}"),
-                  InsertOne(self.history_document(resource_type, entry), namespace=f"{self.db.name}.{HISTORY}")]
-        try:
-            self.client.bulk_write(writes, ordered=True)
-        except ClientBulkWriteException as error:
-            if any(e.get("code") == DUPLICATE_KEY for e in error.write_errors or []):
-                raise Conflict(f"{resource_type}/{document['_id']} was created concurrently") from error
-            raise
-
-    def _supports_client_bulk_write(self):
-        if self._client_bulk_write is None:
-            hello = self.db.command("hello")
-            self._client_bulk_write = hello.get("maxWireVersion", 0) >= CLIENT_BULK_WRITE_WIRE_VERSION
-        return self._client_bulk_write
+        self._insert_many(resource_type, [document for document, _ in pairs])
+        self._insert_many(HISTORY, [self.history_document(resource_type, entry) for _, entry in pairs])
 
     def insert_new(self, resource_type, documents):
         """Insert many new current versions at once; returns the ids that already existed."""

@@ -234,7 +234,7 @@ def app_with(mongo_server, **overrides):
     try:
         yield application
     finally:
-        services.store.close()
+        services.close()
 
 
 def bulk_observations(app, count, patient_id="bulk"):

@@ -6,11 +6,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fhir_iomt.domain.errors import Conflict, FhirError, NotFound
+from fhir_iomt.domain.errors import FhirError, NotFound
 from fhir_iomt.fhir.audit import AuditRecord, audit_event
-from fhir_iomt.services.resources import stored_document
 
 START = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+
+
+def recorded(services, audit_record):
+    """Record an event and wait until the background writer stored it."""
+    event_id = services.audit.record(audit_record)
+    assert services.audit.flush()
+    return event_id
 
 
 def record(minute=0, **changes):
@@ -42,7 +48,7 @@ def trail(services):
         "anonymous": record(4, status=401, client_id=None, client_name=None, username=None, fhir_user=None,
                             patient_id=None, outcome_desc="No bearer token"),
     }
-    return {name: services.audit.record(r) for name, r in records.items()}
+    return {name: recorded(services, r) for name, r in records.items()}
 
 
 def search_ids(services, items):
@@ -50,7 +56,7 @@ def search_ids(services, items):
 
 
 def test_a_recorded_event_reads_back_as_version_1(services):
-    event_id = services.audit.record(record())
+    event_id = recorded(services, record())
     stored = services.resources.read("AuditEvent", event_id)
     expected = audit_event(record(), event_id)
     assert {k: v for k, v in stored.items() if k != "meta"} == expected
@@ -61,12 +67,12 @@ def test_a_recorded_event_reads_back_as_version_1(services):
 
 
 def test_the_id_is_a_fresh_uuid(services):
-    first, second = services.audit.record(record()), services.audit.record(record())
+    first, second = recorded(services, record()), recorded(services, record())
     assert first != second and len(first) == 36 and first.count("-") == 4
 
 
 def test_instance_history_holds_the_one_version(services):
-    event_id = services.audit.record(record())
+    event_id = recorded(services, record())
     page = services.search.history("AuditEvent", event_id, [])
     assert page.total == 1
     (entry,) = page.entries
@@ -152,7 +158,7 @@ def test_the_type_history_lists_every_event(services, trail):
     lambda s, e: s.delete("AuditEvent", e["id"]),
 ], ids=["create", "create_with_id", "update", "delete"])
 def test_audit_events_cannot_be_written_through_the_resource_service(services, write):
-    event_id = services.audit.record(record())
+    event_id = recorded(services, record())
     before = services.resources.read("AuditEvent", event_id)
     event = {k: v for k, v in before.items() if k != "meta"}
     with pytest.raises(FhirError) as raised:
@@ -162,24 +168,41 @@ def test_audit_events_cannot_be_written_through_the_resource_service(services, w
     assert services.search.history("AuditEvent", None, []).total == 1
 
 
-def test_two_inserts_where_the_server_has_no_bulk_write(services):
-    services.store._client_bulk_write = False
-    event_id = services.audit.record(record())
-    assert services.resources.read("AuditEvent", event_id)["id"] == event_id
+def test_a_retried_batch_stores_each_event_once(services):
+    event_id = recorded(services, record())
+    stored = services.store.get("AuditEvent", event_id)
+    entry = services.store.version("AuditEvent", event_id, 1)
+    entry = {k: v for k, v in entry.items() if k not in ("_id", "t", "hk")}
+    services.store.insert_all_with_history("AuditEvent", [(stored, entry)])
     assert services.search.history("AuditEvent", event_id, []).total == 1
+    assert services.store.count("AuditEvent", None) == 1
 
 
-def test_a_taken_id_is_a_conflict(services):
-    event_id = services.audit.record(record())
-    event = audit_event(record(), event_id)
-    document = stored_document("AuditEvent", event, 1, "2026-05-01T10:00:00.000Z", 1777629600000)
-    entry = {"rid": event_id, "v": 1, "lu": 1777629600000, "at": "2026-05-01T10:00:00.000Z", "method": "POST",
-             "status": 201, "resource": event}
-    with pytest.raises(Conflict):
-        services.store.insert_with_history("AuditEvent", document, entry)
+def test_a_failed_write_is_retried_until_the_event_is_stored(services, monkeypatch):
+    real, failures = services.store.insert_all_with_history, []
+
+    def flaky(resource_type, pairs):
+        if len(failures) < 2:
+            failures.append(len(pairs))
+            raise ConnectionError("database briefly away")
+        return real(resource_type, pairs)
+
+    monkeypatch.setattr(services.store, "insert_all_with_history", flaky)
+    event_id = recorded(services, record())
+    assert len(failures) == 2
+    assert services.resources.read("AuditEvent", event_id)["id"] == event_id
+
+
+def test_events_are_written_in_batches_off_the_request_path(services):
+    ids = [services.audit.record(record(minute)) for minute in range(120)]
+    assert services.audit.flush()
+    assert services.store.count("AuditEvent", None) == 120
+    entries = services.search.history("AuditEvent", None, [("_count", "1000")]).entries
+    assert {entry["resource"]["id"] for entry in entries} == set(ids)
 
 
 def test_the_capability_statement_lists_audit_events_read_only(app):
     statement = app.test_client().get("/fhir/metadata").get_json()
     (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent"]
-    assert {i["code"] for i in entry["interaction"]} == {"read", "vread", "search-type", "history-instance", "history-type"}
+    assert {i["code"] for i in entry["interaction"]} == {
+        "read", "vread", "search-type", "history-instance", "history-type"}

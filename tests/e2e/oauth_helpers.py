@@ -52,7 +52,7 @@ class ServerAuth:
         return f"{self.server.root}/auth/token"
 
     def close(self):
-        self.app.extensions["fhir_iomt"].store.close()
+        self.app.extensions["fhir_iomt"].close()
 
     # Registration ----------
 

@@ -229,7 +229,8 @@ def test_an_absolute_fhir_user_on_this_server_is_a_local_reference():
 def test_capability_statement_serves_audit_events_read_only():
     statement = capability_statement("http://x/fhir", "1", "2026-01-01T00:00:00Z", 1000, 50, 1000)
     (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "AuditEvent"]
-    assert [i["code"] for i in entry["interaction"]] == ["read", "vread", "search-type", "history-instance", "history-type"]
+    assert [i["code"] for i in entry["interaction"]] == [
+        "read", "vread", "search-type", "history-instance", "history-type"]
     assert entry["updateCreate"] is False and entry["conditionalCreate"] is False
     params = {p["name"]: p for p in entry["searchParam"]}
     assert {"date", "type", "subtype", "action", "outcome", "agent", "altid", "entity", "patient", "address",
