@@ -54,7 +54,10 @@ def test_data_survives_a_restart(start_server, tmp_path, tag):
 
 def test_sigterm_stops_gunicorn_and_the_embedded_database(start_server):
     server = start_server()
-    tree = server.snapshot()
+    # gunicorn reports ready before it has forked every worker: on a busy machine, give them a moment.
+    deadline = time.monotonic() + 20
+    while len(tree := server.snapshot()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
     db_pid = server.db_pid()
     assert db_pid in tree, f"nx-27017 (pid {db_pid}) is not a child of the server: {tree}"
     assert len(tree) >= 3, f"expected the database and 2 gunicorn workers under the server: {tree}"
