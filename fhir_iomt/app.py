@@ -34,6 +34,7 @@ def build_services(config, store):
     from .services.audit import AuditService
     from .services.ingest import DeadLetterService, IngestService
     from .services.ingest_templates import TemplateService
+    from .services.people import People
     from .services.resources import ResourceService
     from .services.search import SearchService
     from .store.auth import MongoAuthStore
@@ -49,8 +50,7 @@ def build_services(config, store):
     ingest = IngestService(store, ingest_store, resources, templates,
                            config["INGEST_FUTURE_TOLERANCE_SECONDS"], config.get("CLOCK"))
     dead_letters = DeadLetterService(ingest_store, default_count, max_count)
-    auth = AuthService(MongoAuthStore(store), config, lambda pid: store.get("Patient", pid) is not None,
-                       config.get("CLOCK"))
+    auth = AuthService(MongoAuthStore(store), config, People(resources), config.get("CLOCK"))
     audit = AuditService(store, local_bases)
     return Services(store, search, resources, templates, ingest, dead_letters, auth, audit)
 

@@ -217,9 +217,10 @@ def users():
 @click.option("--password", required=True, help="At least 8 characters; stored as a salted scrypt hash.")
 @click.option("--role", required=True, type=click.Choice(["clinician", "patient"]))
 @click.option("--patient", "patient_id", help="For --role patient: the id of their Patient resource.")
-def users_add(username, password, role, patient_id):
-    """Create a user."""
-    click.echo(json.dumps(_admin(lambda auth: auth.add_user(username, password, role, patient_id))))
+@click.option("--name", "display_name", help="For --role clinician: the name on their Practitioner resource.")
+def users_add(username, password, role, patient_id, display_name):
+    """Create a user (a clinician also gets a Practitioner resource: their fhirUser)."""
+    click.echo(json.dumps(_admin(lambda auth: auth.add_user(username, password, role, patient_id, display_name))))
 
 
 @main.command()

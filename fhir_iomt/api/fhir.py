@@ -31,7 +31,7 @@ blp = Blueprint(
 
 CONTROL_PARAMETERS = {"_format", "_pretty"}
 TYPE_PATH = {"name": "resource_type", "in": "path", "required": True,
-             "schema": {"type": "string", "enum": ["Patient", "Device", "Observation", "AuditEvent"]}}
+             "schema": {"type": "string", "enum": ["Patient", "Device", "Observation", "Practitioner", "AuditEvent"]}}
 RESOURCE_BODY = {"required": True, "content": {"application/fhir+json": {"schema": {"type": "object"}}}}
 FHIR_OK = {"description": "FHIR resource or Bundle",
            "content": {"application/fhir+json": {"schema": {"type": "object"}}}}

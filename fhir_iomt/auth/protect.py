@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, g, request
 
+from ..api.http import base_url
 from ..fhir.audit import AuditRecord
 from ..services.access import Guard
 
@@ -37,7 +38,8 @@ def authenticate():
         return
     access = _services().auth.authenticate_bearer(request.headers.get("Authorization"))
     g.access = access
-    g.guard = Guard(access, _services().search.local_bases)
+    # As in search: absolute references on the configured base or the request's own base are local.
+    g.guard = Guard(access, _services().search.local_bases + (base_url(),))
 
 
 def _interaction():

@@ -108,10 +108,10 @@ def _with_query(uri, params):
 class AuthService:
     """Registration, authorization, tokens, introspection, revocation and bearer checks."""
 
-    def __init__(self, store, config, patient_exists, clock=None, jwks_cache=None):
+    def __init__(self, store, config, people, clock=None, jwks_cache=None):
         self.store = store
         self.config = config
-        self.patient_exists = patient_exists
+        self.people = people
         self.now = clock or (lambda: datetime.now(UTC))
         self.jwks = jwks_cache or JwksCache(config["JWKS_CACHE_SECONDS"])
         self.id_key = SigningKey(lambda: store.signing_key("id-token", new_signing_key))
@@ -166,8 +166,8 @@ class AuthService:
             shown["client_secret"] = secret
         return shown
 
-    def add_user(self, username, password, role, patient_id=None):
-        """Create a user (clinician, or patient linked to a Patient resource); the password is scrypt-hashed."""
+    def add_user(self, username, password, role, patient_id=None, display_name=None):
+        """Create a user: a patient linked to their Patient, or a clinician (given a Practitioner); scrypt-hashed."""
         if not USERNAME.match(username or ""):
             raise InvalidRequest("Usernames are 1-64 letters, digits or . _ @ -")
         if role not in ROLES:
@@ -175,20 +175,28 @@ class AuthService:
         if len(password or "") < MIN_PASSWORD:
             raise InvalidRequest(f"Passwords need at least {MIN_PASSWORD} characters")
         if role == "patient":
-            if not patient_id or not PATIENT_ID.match(patient_id) or not self.patient_exists(patient_id):
+            if not self._existing_patient(patient_id):
                 raise InvalidRequest("A patient user needs --patient with the id of an existing Patient")
         elif patient_id:
             raise InvalidRequest("Only patient users are linked to a Patient")
-        fhir_user = f"Patient/{patient_id}" if role == "patient" else None
+        if self.store.user(username) is not None:
+            raise InvalidRequest(f"User '{username}' exists already")
+        if role == "patient":
+            fhir_user = f"Patient/{patient_id}"
+        else:
+            fhir_user = self.people.practitioner_for(username, display_name)
         document = {"_id": username, "password": hash_password(password), "role": role,
                     "patient": patient_id, "fhir_user": fhir_user, "created": self.now().isoformat()}
         if not self.store.add_user(document):
             raise InvalidRequest(f"User '{username}' exists already")
         return {"username": username, "role": role, "patient": patient_id, "fhirUser": fhir_user}
 
+    def _existing_patient(self, patient_id):
+        return isinstance(patient_id, str) and PATIENT_ID.match(patient_id) and self.people.patient_exists(patient_id)
+
     def create_launch(self, patient_id, created_by):
         """An EHR launch context for a patient; its id is the `launch` parameter of the app launch."""
-        if not isinstance(patient_id, str) or not PATIENT_ID.match(patient_id) or not self.patient_exists(patient_id):
+        if not self._existing_patient(patient_id):
             raise InvalidRequest("The launch needs the id of an existing Patient")
         launch_id = new_secret(24)
         lifetime = self.config["LAUNCH_SECONDS"]
@@ -304,7 +312,7 @@ class AuthService:
             raise AuthorizeError("invalid_request", "Sign in first")
         patient = info.patient
         if approved and info.needs_patient:
-            if not picked_patient or not PATIENT_ID.match(picked_patient) or not self.patient_exists(picked_patient):
+            if not self._existing_patient(picked_patient):
                 raise InvalidRequest("Pick an existing patient")
             patient = picked_patient
         if self.store.finish_request(request_id) is None:

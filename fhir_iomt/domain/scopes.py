@@ -64,8 +64,11 @@ def parse_resource_scope(text):
         raise ScopeError(f"'{text}' is not a SMART resource scope")
     context, resource_type, permissions, query = match.groups()
     letters = V1_PERMISSIONS.get(permissions, permissions)
-    restriction = tuple(parse_qsl(query[1:], keep_blank_values=True, strict_parsing=True)) if query else ()
-    if query and (not restriction or any(not value for _, value in restriction)):
+    try:
+        restriction = tuple(parse_qsl(query[1:], keep_blank_values=True, strict_parsing=True)) if query else ()
+    except ValueError as error:  # 'a' without '=': parse_qsl raises a plain ValueError
+        raise ScopeError(f"'{text}' has a malformed query restriction") from error
+    if query and (not restriction or any(not name or not value for name, value in restriction)):
         raise ScopeError(f"'{text}' has an empty query restriction")
     return ResourceScope(context, resource_type, frozenset(letters), restriction)
 
@@ -135,7 +138,8 @@ def _meet(asked, registered):
         resource_type = asked.resource_type
         if resource_type in EXPLICIT_ONLY:
             return None
-    elif asked.resource_type in ("*", registered.resource_type):
+    elif asked.resource_type == registered.resource_type or (
+            asked.resource_type == "*" and registered.resource_type not in EXPLICIT_ONLY):
         resource_type = registered.resource_type
     else:
         return None

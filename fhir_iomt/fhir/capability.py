@@ -59,8 +59,10 @@ def _definition(resource_type, name):
         return f"Resource-{name[1:]}"
     if resource_type == AUDIT_TYPE:  # no shared (clinical-*) definitions
         return f"{resource_type}-{name}"
-    shared = {"patient": "clinical-patient", "code": "clinical-code", "date": "clinical-date",
-              "identifier": "clinical-identifier" if resource_type == "Patient" else None}
+    if resource_type in ("Patient", "Practitioner"):
+        individual = {"family", "given", "gender", "birthdate"}
+        return f"individual-{name}" if name in individual else f"{resource_type}-{name}"
+    shared = {"patient": "clinical-patient", "code": "clinical-code", "date": "clinical-date"}
     return shared.get(name) or f"{resource_type}-{name}"
 
 

@@ -34,6 +34,11 @@ def _satisfies(fields, resource_type, name, value):
     return any(v in present for v in wanted)
 
 
+def _search_fields(resource_type, resource, local_bases):
+    # A resource being created has no id yet: the checks must not fail on it (they do not depend on it).
+    return extract_search_fields(resource_type, {"id": None, **resource}, 0, local_bases)
+
+
 def in_compartment(resource_type, resource, patient_id, local_bases=()):
     """True when the resource belongs to the patient's compartment."""
     if resource_type == "Patient":
@@ -41,7 +46,7 @@ def in_compartment(resource_type, resource, patient_id, local_bases=()):
     name = COMPARTMENT_PARAM.get(resource_type)
     if name is None:
         return False
-    fields = extract_search_fields(resource_type, resource, 0, local_bases)
+    fields = _search_fields(resource_type, resource, local_bases)
     return f"Patient/{patient_id}" in _field(fields, resource_type, name)
 
 
@@ -49,5 +54,5 @@ def matches_restriction(resource_type, resource, restriction, local_bases=()):
     """True when the resource satisfies every (parameter, value) of a scope's query restriction."""
     if not restriction:
         return True
-    fields = extract_search_fields(resource_type, resource, 0, local_bases)
+    fields = _search_fields(resource_type, resource, local_bases)
     return all(_satisfies(fields, resource_type, name, value) for name, value in restriction)

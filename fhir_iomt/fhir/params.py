@@ -259,6 +259,14 @@ PARAMS = {
         SearchParam("gender", "token", "gender", lambda r: r.get("gender"),
                     description="Patient.gender"),
     ),
+    "Practitioner": (
+        SearchParam("identifier", "token", "identifier",
+                    lambda r: _identifier_tokens(r.get("identifier")), array=True,
+                    description="Practitioner.identifier (system|value; users: urn:fhir-iomt:username)"),
+        SearchParam("name", "string", "name",
+                    lambda r: _names(r, ("text", "family", "given", "prefix", "suffix")),
+                    array=True, description="Any part of Practitioner.name"),
+    ),
     AUDIT_TYPE: AUDIT_EVENT_PARAMS,
 }
 
@@ -271,6 +279,7 @@ SORTS = {
     "Observation": {"date": "date", "_lastUpdated": "lu"},
     "Device": {"_lastUpdated": "lu"},
     "Patient": {"_lastUpdated": "lu"},
+    "Practitioner": {"_lastUpdated": "lu"},
     AUDIT_TYPE: {"date": "lu", "_lastUpdated": "lu"},
 }
 

@@ -75,8 +75,10 @@ class Guard:
         return found
 
     def _context(self):
-        contexts = self.access.scopes.contexts()
-        return "system" if "system" in contexts else ("user" if "user" in contexts else "patient")
+        """The scope context to name in a 403 hint: what this kind of token can hold."""
+        if self.access.username is None:
+            return "system"
+        return "patient" if self.access.patient and "user" not in self.access.scopes.contexts() else "user"
 
     def _fits(self, resource_type, resource, constraint):
         if constraint.patient and not in_compartment(resource_type, resource, constraint.patient, self.local_bases):

@@ -37,6 +37,11 @@ INDEXES = {
         (("s.lu", 1), ("s.id", 1)),
         (("s.id", 1),),
     ),
+    "Practitioner": (
+        (("s.identifier", 1),),
+        (("s.lu", 1), ("s.id", 1)),
+        (("s.id", 1),),
+    ),
     HISTORY: (
         (("t", 1), ("rid", 1), ("v", -1)),
         (("t", 1), ("lu", -1), ("hk", -1)),

@@ -133,3 +133,22 @@ def test_admin_commands_need_a_database(monkeypatch):
     monkeypatch.delenv("MONGODB_URI", raising=False)
     result = CliRunner().invoke(main, ["clients", "list"], env={"MONGODB_URI": ""})
     assert result.exit_code != 0 and "MONGODB_URI" in result.output
+
+
+def test_a_clinician_gets_a_practitioner_as_fhir_user(cli_env, backend_key):
+    code, created = run(cli_env, "users", "add", "--username", "dr.lee", "--password", "long enough",
+                        "--role", "clinician", "--name", "Dr Ann Lee")
+    assert code == 0 and created["fhirUser"].startswith("Practitioner/")
+    app = app_for(cli_env)
+    client = bearer_client(app, backend_token(app.test_client(), register_backend_for(app, backend_key), backend_key,
+                                              "system/Practitioner.rs"))
+    practitioner = client.get(f"/fhir/{created['fhirUser']}").get_json()
+    assert practitioner["name"] == [{"text": "Dr Ann Lee"}]
+    assert practitioner["identifier"] == [{"system": "urn:fhir-iomt:username", "value": "dr.lee"}]
+    found = client.get("/fhir/Practitioner?identifier=urn:fhir-iomt:username|dr.lee").get_json()
+    assert [e["resource"]["id"] for e in found["entry"]] == [practitioner["id"]]
+
+
+def register_backend_for(app, key):
+    return app.extensions["fhir_iomt"].auth.register_client("reader", "system/Practitioner.rs",
+                                                            jwks=public_jwks(key))["client_id"]
