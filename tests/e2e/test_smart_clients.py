@@ -124,7 +124,8 @@ def test_fhirclient_authorization_code_flow_and_refresh(server_auth, fhir_base, 
     if role == "patient":
         assert claims["fhirUser"] == f"{fhir_base}/Patient/{people.patient_id}"
     else:
-        assert "fhirUser" not in claims  # clinician users are not linked to a FHIR resource
+        # A clinician user is a Practitioner (made by `users add`); its id derives from the username.
+        assert claims["fhirUser"].startswith(f"{fhir_base}/Practitioner/")
 
     auth = smart.server.auth
     old_access, old_refresh = auth.access_token, auth.refresh_token
