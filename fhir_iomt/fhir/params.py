@@ -202,6 +202,18 @@ AUDIT_EVENT_PARAMS = (
 )
 
 
+def _person_params(resource_type, identifier_note):
+    """identifier and name, as Patient and Practitioner both have them."""
+    return (
+        SearchParam("identifier", "token", "identifier",
+                    lambda r: _identifier_tokens(r.get("identifier")), array=True,
+                    description=f"{resource_type}.identifier ({identifier_note})"),
+        SearchParam("name", "string", "name",
+                    lambda r: _names(r, ("text", "family", "given", "prefix", "suffix")),
+                    array=True, description=f"Any part of {resource_type}.name"),
+    )
+
+
 COMMON = (
     SearchParam("_id", "token", "id", lambda r: r.get("id"), description="Logical id"),
     SearchParam(
@@ -243,12 +255,7 @@ PARAMS = {
                     array=True, description="Device.modelNumber"),
     ),
     "Patient": (
-        SearchParam("identifier", "token", "identifier",
-                    lambda r: _identifier_tokens(r.get("identifier")), array=True,
-                    description="Patient.identifier (system|value)"),
-        SearchParam("name", "string", "name",
-                    lambda r: _names(r, ("text", "family", "given", "prefix", "suffix")),
-                    array=True, description="Any part of Patient.name"),
+        *_person_params("Patient", "system|value"),
         SearchParam("family", "string", "family", lambda r: _names(r, ("family",)),
                     array=True, description="Patient.name.family"),
         SearchParam("given", "string", "given", lambda r: _names(r, ("given",)),
@@ -259,14 +266,7 @@ PARAMS = {
         SearchParam("gender", "token", "gender", lambda r: r.get("gender"),
                     description="Patient.gender"),
     ),
-    "Practitioner": (
-        SearchParam("identifier", "token", "identifier",
-                    lambda r: _identifier_tokens(r.get("identifier")), array=True,
-                    description="Practitioner.identifier (system|value; users: urn:fhir-iomt:username)"),
-        SearchParam("name", "string", "name",
-                    lambda r: _names(r, ("text", "family", "given", "prefix", "suffix")),
-                    array=True, description="Any part of Practitioner.name"),
-    ),
+    "Practitioner": _person_params("Practitioner", "system|value; users: urn:fhir-iomt:username"),
     AUDIT_TYPE: AUDIT_EVENT_PARAMS,
 }
 
