@@ -34,6 +34,7 @@ class AuditService:
         self._writer = None
         self._writer_pid = None
         self._start_lock = threading.Lock()
+        self._stopping = False
 
     def record(self, record):
         """Queue the AuditEvent of an AuditRecord for writing (the builder is trusted: no validation); its id."""
@@ -59,8 +60,13 @@ class AuditService:
         return True
 
     def close(self, timeout=10.0):
-        """Store what is queued, then stop the writer (before the database connection is closed)."""
+        """Store what is queued, then stop the writer (before the database connection is closed).
+
+        False when some events could not be stored within `timeout` (the database is down): they are
+        reported in the log as lost rather than retried against a connection about to close.
+        """
         stored = self.flush(timeout)
+        self._stopping = True
         if self._writer is not None and self._writer.is_alive():
             self._queue.put(None)
             self._writer.join(timeout)
@@ -106,6 +112,9 @@ class AuditService:
                 self.store.insert_all_with_history(AUDIT_TYPE, batch)
                 return
             except Exception:  # noqa: BLE001 - keep the events and retry; the cause goes to the log
+                if self._stopping:
+                    LOG.error("audit: %d events could not be stored before shutdown", len(batch))
+                    return
                 LOG.exception("audit write failed; retrying in %.1f s (%d events kept)", delay, len(batch))
                 time.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
